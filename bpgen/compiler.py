@@ -1,0 +1,69 @@
+"""The compiler driver: a declared `Network` in, optimised IR programs out.
+
+    from_network  ->  differentiate  ->  passes.optimize  ->  (emit targets)
+
+`compile_network` builds the three programs every target emits: `loss` (the loss only),
+`forward` (every forward value) and `value_and_grad` (the loss and every gradient).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+from . import naming
+from .autodiff import differentiate
+from .dsl import Network
+from .errors import Diagnostic
+from .ir import FORWARD, IR, LOSS, TEMP, Result, depends_on, from_network
+from .passes import optimize
+
+PROGRAMS = ("loss", "forward", "value_and_grad")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """Everything the emitters need for one network."""
+
+    ir: IR  # the forward IR, as declared
+    programs: dict[str, IR]
+    names: dict  # symbol -> identifier, shared by all programs and targets
+    diagnostics: tuple[Diagnostic, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+def compile_network(net: Network, source: str) -> Compiled:
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str):
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = timings.get(stage, 0.0) + now - clock
+        clock = now
+
+    ir = from_network(net, source)
+    diagnostics = list(net.diagnostics) + unused_warnings(ir)
+    lap("front end")
+    grad_ir = differentiate(ir)
+    lap("autodiff")
+    loss_only = replace(ir, results=tuple(r for r in ir.results if r.kind == "loss"))
+    every_value = replace(ir, results=tuple(
+        Result(eq.lhs.name, eq.lhs, "value") for eq in ir.forward()))
+    programs = {"loss": optimize(loss_only), "forward": optimize(every_value),
+                "value_and_grad": optimize(grad_ir)}
+    lap("passes")
+    temporaries = {eq.lhs for p in programs.values() for eq in p.equations if eq.role == TEMP}
+    order = [v.symbol for v in ir.inputs + ir.params] + [eq.lhs for eq in grad_ir.equations]
+    names = naming.identifiers(order, temporaries)
+    return Compiled(ir, programs, names, tuple(diagnostics), timings)
+
+
+def unused_warnings(ir: IR) -> list[Diagnostic]:
+    """Equations declared before the loss that do not reach it."""
+    used = depends_on(ir, ir.loss)
+    loss_index = next(k for k, e in enumerate(ir.equations) if e.role == LOSS)
+    return [Diagnostic(f"equation {eq.lhs.name!r} does not affect the loss "
+                       f"{ir.loss.name!r}; it is computed by forward() only", eq.origin)
+            for eq in ir.equations[:loss_index]
+            if eq.role == FORWARD and eq.lhs not in used]

@@ -1,0 +1,214 @@
+"""The front end: how a user declares a network as equations.
+
+    net = bp.Network("seed")
+    x1, x2, y = net.inputs("x1 x2 y")
+    w11, w21 = net.params("w11 w21")
+    s1 = net.eq("s1", w11 * x1 + w21 * x2)
+    net.loss("L", (y - bp.tanh(s1)) ** 2)
+
+Each declaration is checked when it is made and recorded with its origin (the file:line
+of the call in the user's net file), so every later error can point at it. The front end
+knows nothing about targets; `bpgen.ir.from_network` turns a `Network` into the IR.
+"""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import os
+import re
+from dataclasses import dataclass
+
+import sympy
+
+from .errors import DeclarationError, Diagnostic, Origin
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_SPLIT = re.compile(r"[\s,]+")
+
+ROLES = ("input", "param", "intermediate", "loss")
+REDUCTIONS = ("mean", "sum")
+
+
+def caller_origin() -> Origin | None:
+    """The first stack frame outside the bpgen package: the user's declaration."""
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if not os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep):
+                return Origin(filename, frame.f_lineno)
+            frame = frame.f_back
+        return None
+    finally:
+        del frame
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One named value of a network, in declaration order."""
+
+    name: str
+    symbol: sympy.Symbol
+    role: str
+    expr: sympy.Expr | None
+    shape: tuple[int, ...]
+    origin: Origin | None
+    latex: str | None = None
+
+
+class Network:
+    """A network written as equations; compile it with `bpgen compile`."""
+
+    def __init__(self, name: str):
+        self.origin = caller_origin()
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise DeclarationError(
+                f"network name {name!r} is not a valid module name", self.origin
+            )
+        self.name = name
+        self.declarations: list[Declaration] = []
+        self.diagnostics: list[Diagnostic] = []
+        self.reduce = "mean"
+        self._by_name: dict[str, Declaration] = {}
+        self._loss: Declaration | None = None
+
+    # -- declarations ------------------------------------------------------------------
+    def inputs(self, names, **options):
+        """Declare per-sample data; `"x1 x2 y"` returns a tuple, `"x"` one symbol."""
+        return self._declare_many(names, "input", options)
+
+    def params(self, names, **options):
+        """Declare trainable parameters; same naming rules as `inputs`."""
+        return self._declare_many(names, "param", options)
+
+    def input(self, name: str, shape=(), latex: str | None = None) -> sympy.Symbol:
+        return self._declare(name, "input", None, shape, latex, caller_origin())
+
+    def param(self, name: str, shape=(), latex: str | None = None) -> sympy.Symbol:
+        return self._declare(name, "param", None, shape, latex, caller_origin())
+
+    def eq(self, name: str, expr, latex: str | None = None) -> sympy.Symbol:
+        """Declare `name = expr`; returns the symbol `name` for later equations."""
+        origin = caller_origin()
+        expr = self._check_expr(name, expr, origin)
+        if self._loss is not None:
+            self.diagnostics.append(Diagnostic(
+                f"equation {name!r} comes after the loss {self._loss.name!r} and cannot "
+                "affect it; it is computed by forward() only", origin))
+        return self._declare(name, "intermediate", expr, (), latex, origin)
+
+    def loss(self, name: str, expr, reduce: str = "mean", latex: str | None = None):
+        """Declare the per-sample loss; `reduce` ("mean" or "sum") combines a batch."""
+        origin = caller_origin()
+        if self._loss is not None:
+            raise DeclarationError(
+                f"loss declared twice (first as {self._loss.name!r} at "
+                f"{self._loss.origin})", origin)
+        if reduce not in REDUCTIONS:
+            raise DeclarationError(
+                f"reduce must be 'mean' or 'sum', not {reduce!r}", origin)
+        expr = self._check_expr(name, expr, origin)
+        symbol = self._declare(name, "loss", expr, (), latex, origin)
+        self._loss = self._by_name[name]
+        self.reduce = reduce
+        return symbol
+
+    # -- queries -----------------------------------------------------------------------
+    def by_role(self, role: str) -> list[Declaration]:
+        return [d for d in self.declarations if d.role == role]
+
+    @property
+    def loss_declaration(self) -> Declaration | None:
+        return self._loss
+
+    def __repr__(self) -> str:
+        return f"Network({self.name!r}, {len(self.declarations)} declarations)"
+
+    def _repr_latex_(self) -> str:
+        rows = [
+            f"{sympy.latex(d.symbol)} &= {sympy.latex(d.expr)}"
+            for d in self.declarations if d.expr is not None
+        ]
+        return "$\\begin{aligned}" + r" \\ ".join(rows) + "\\end{aligned}$"
+
+    # -- checks ------------------------------------------------------------------------
+    def _declare_many(self, names, role: str, options: dict):
+        origin = caller_origin()
+        unknown = set(options) - {"latex"}
+        if unknown:
+            raise DeclarationError(
+                f"unknown option {sorted(unknown)[0]!r} for {role}s()", origin)
+        single = isinstance(names, str) and len(_SPLIT.split(names.strip(" ,"))) == 1 \
+            and "," not in names
+        if isinstance(names, str):
+            names = [n for n in _SPLIT.split(names) if n]
+        names = list(names)
+        if not names:
+            raise DeclarationError(f"{role}s() needs at least one name", origin)
+        latex = options.get("latex")
+        if latex is not None and not isinstance(latex, (list, tuple)):
+            latex = [latex] if len(names) == 1 else None
+            if latex is None:
+                raise DeclarationError(
+                    "latex= needs one string per declared name", origin)
+        symbols = tuple(
+            self._declare(n, role, None, (), latex[i] if latex else None, origin)
+            for i, n in enumerate(names)
+        )
+        return symbols[0] if single else symbols
+
+    def _declare(self, name, role, expr, shape, latex, origin) -> sympy.Symbol:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise DeclarationError(f"{name!r} is not a valid name", origin)
+        if name in self._by_name:
+            first = self._by_name[name]
+            raise DeclarationError(
+                f"{name!r} is declared twice (first at {first.origin})", origin)
+        shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+        if shape != ():
+            raise DeclarationError(
+                f"{name!r}: shaped values (shape={shape}) are not supported yet; "
+                "declare scalars", origin)
+        symbol = sympy.Symbol(name, real=True)
+        decl = Declaration(name, symbol, role, expr, shape, origin, latex)
+        self.declarations.append(decl)
+        self._by_name[name] = decl
+        return symbol
+
+    def _check_expr(self, name, expr, origin) -> sympy.Expr:
+        try:
+            expr = sympy.sympify(expr, strict=True)
+        except (sympy.SympifyError, TypeError) as exc:
+            raise DeclarationError(
+                f"equation {name!r}: {expr!r} is not a SymPy expression ({exc})",
+                origin) from None
+        if not isinstance(expr, sympy.Expr) or isinstance(expr, sympy.MatrixBase):
+            raise DeclarationError(
+                f"equation {name!r}: expected a scalar expression, got "
+                f"{type(expr).__name__}", origin)
+        for sym in sorted(expr.free_symbols, key=sympy.default_sort_key):
+            decl = self._by_name.get(sym.name)
+            if decl is None:
+                raise DeclarationError(
+                    f"equation {name!r} uses undeclared symbol {sym.name!r}", origin)
+            if decl.symbol != sym:
+                raise DeclarationError(
+                    f"equation {name!r} uses a symbol {sym.name!r} that was not created "
+                    "by this network (use the symbols returned by inputs/params/eq)",
+                    origin)
+            if decl.role == "loss":
+                raise DeclarationError(
+                    f"equation {name!r} uses the loss {sym.name!r}", origin)
+        if expr.has(sympy.nan, sympy.zoo) or any(
+                isinstance(a, sympy.Float) and a != a for a in expr.atoms(sympy.Float)):
+            raise DeclarationError(f"equation {name!r} contains a NaN constant", origin)
+        if expr.has(sympy.I):
+            raise DeclarationError(
+                f"equation {name!r} is complex-valued; bpgen computes in real numbers",
+                origin)
+        if expr.has(sympy.Derivative, sympy.Integral):
+            raise DeclarationError(
+                f"equation {name!r} contains an unevaluated derivative or integral",
+                origin)
+        return expr

@@ -1,0 +1,96 @@
+"""The Python/NumPy target: one standalone module `<name>.py` (numpy + math only).
+
+Each program is emitted twice: a scalar path on plain floats through `math` (one sample,
+a few microseconds per call) and a batch path on NumPy arrays (any number of samples,
+no Python loop over samples). The public functions pick the path by the data's type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import sympy
+
+from ..compiler import Compiled
+from ..ir import IR
+from .common import Output, Program, make_program, render, with_header
+from .printers import MathScalarPrinter, NumpyArrayPrinter
+
+TARGET = "numpy"
+
+
+def programs(compiled: Compiled, printer_class) -> dict[str, Program]:
+    return {name: make_program(ir, printer_class(compiled.names), TARGET)
+            for name, ir in compiled.programs.items()}
+
+
+def batch_programs(compiled: Compiled) -> dict[str, Program]:
+    """Batch programs whose sums over samples are dot products where they can be."""
+    out = {}
+    for name, ir in compiled.programs.items():
+        printer = NumpyArrayPrinter(compiled.names)
+        if name == "forward":  # per-sample values, not sums
+            out[name] = make_program(ir, printer, TARGET)
+            continue
+        ir = inline_reduced(ir)
+        program = make_program(ir, printer, TARGET)
+        batched = ir.batched()
+        outputs = tuple(
+            replace(o, text=sum_text(r.expr, batched, printer)) if o.batched else o
+            for o, r in zip(program.outputs, ir.results))
+        out[name] = replace(program, outputs=outputs,
+                            helpers=program.helpers | frozenset(printer.helpers))
+    return out
+
+
+def inline_reduced(ir: IR) -> IR:
+    """Results defined by an equation nothing else reads take that equation's rhs.
+
+    `d_w11 = d_s1*x1` summed over samples is `np.dot(d_s1, x1)`: one pass, no array.
+    """
+    uses: dict = {}
+    for eq in ir.equations:
+        for s in eq.rhs.free_symbols:
+            uses[s] = uses.get(s, 0) + 1
+    by_lhs = {eq.lhs: eq for eq in ir.equations}
+    inline = {r.expr: by_lhs[r.expr].rhs for r in ir.results
+              if r.expr in by_lhs and not uses.get(r.expr)
+              and [x.expr for x in ir.results].count(r.expr) == 1}
+    if not inline:
+        return ir
+    return ir.with_equations([eq for eq in ir.equations if eq.lhs not in inline],
+                             [replace(r, expr=inline.get(r.expr, r.expr)) for r in ir.results])
+
+
+def sum_text(expr, batched, printer) -> str:
+    """NumPy text for the sum over samples of a batched per-sample expression."""
+    factors = []
+    for f in sympy.Mul.make_args(expr):
+        if f.is_Pow and f.exp == 2 and f.base.free_symbols & batched:
+            factors += [f.base, f.base]
+        else:
+            factors.append(f)
+    varying = [f for f in factors if f.free_symbols & batched]
+    coefficient = sympy.Mul(*[f for f in factors if not f.free_symbols & batched])
+    if len(varying) >= 2:
+        text = f"np.dot({printer.doprint(varying[0])}, {printer.doprint(sympy.Mul(*varying[1:]))})"
+    else:
+        text = f"np.sum({printer.doprint(expr if coefficient == 1 else varying[0])})"
+    if coefficient != 1:
+        c = printer.parenthesize(coefficient, sympy.printing.precedence.PRECEDENCE["Mul"])
+        text = f"{c}*{text}"
+    return text
+
+
+def emit(compiled: Compiled) -> dict[str, str]:
+    ir = compiled.ir
+    scalar = programs(compiled, MathScalarPrinter)
+    batch = batch_programs(compiled)
+    helpers = set().union(*(p.helpers for p in list(scalar.values()) + list(batch.values())))
+    body = render(
+        "numpy_module.py.j2",
+        name=ir.name, source=ir.source, reduce=ir.reduce,
+        params=[(v.name, compiled.names[v.symbol]) for v in ir.params],
+        inputs=[(v.name, compiled.names[v.symbol]) for v in ir.inputs],
+        scalar=scalar, batch=batch, helpers=sorted(helpers))
+    return {f"{ir.name}.py": with_header(body, ir.source, "#")}

@@ -1,0 +1,241 @@
+"""Expression printers, one SymPy printer subclass per target language.
+
+A printer turns one SymPy expression into source text. It knows the target's spelling of
+every function bpgen supports and prints symbols through a name table (`names`), which
+maps each symbol to its text (`s1`, or `s1[_i]` inside a C block loop). Strict mode makes an
+unsupported function raise `PrintMethodNotImplementedError`; the emitters turn that into a
+one-line `CompileError` naming the equation. Helpers a printed expression needs (`_sigmoid`,
+`bp_tanh`, ...) are recorded in `helpers` so the template emits only those.
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.c import C99CodePrinter
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.pycode import PythonCodePrinter
+
+from ..functions import relu, sigmoid, softplus, step  # noqa: F401 (names used by printers)
+
+
+
+class _NamesMixin:
+    """Symbols print through a table; helper functions are recorded when used."""
+
+    def __init__(self, names: dict, settings=None):
+        super().__init__({"strict": True, **(settings or {})})
+        self.names = names
+        self.helpers: set[str] = set()
+        self._denominators: set = set()
+
+    def _print_Symbol(self, expr):
+        return self.names[expr]
+
+    def _print_Mul(self, expr):
+        # Small powers print as products (x*x); in a denominator they need parentheses
+        # that SymPy, seeing a power, would not add: y/(x*x), not y/x*x.
+        saved = self._denominators
+        self._denominators = {sympy.Pow(f.base, -f.exp) for f in sympy.Mul.make_args(expr)
+                              if f.is_Pow and f.exp.is_Integer and f.exp < -1}
+        try:
+            return super()._print_Mul(expr)
+        finally:
+            self._denominators = saved
+
+    def parenthesize(self, item, level, strict=False):
+        if item in self._denominators and self._expands(item):
+            return f"({self._print(item)})"
+        return super().parenthesize(item, level, strict)
+
+    def _expands(self, power) -> bool:
+        """Whether this printer prints `power` as a product."""
+        return False
+
+    def _helper(self, name: str, *args) -> str:
+        self.helpers.add(name)
+        return f"{name}({', '.join(self._print(a) for a in args)})"
+
+    def _nested(self, fn: str, args) -> str:
+        args = sorted(args, key=sympy.default_sort_key)
+        text = self._print(args[0])
+        for a in args[1:]:
+            text = f"{fn}({text}, {self._print(a)})"
+        return text
+
+
+class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
+    """Batched NumPy: every operation works on arrays of samples."""
+
+    def _print_Pow(self, expr, rational=False):
+        if expr.exp == -1:
+            return f"1/{self.parenthesize(expr.base, PRECEDENCE['Mul'], strict=True)}"
+        return super()._print_Pow(expr, rational)
+
+    def _module_format(self, fqn, register=True):
+        if fqn.startswith("numpy."):
+            fqn = "np." + fqn[len("numpy."):]
+        return super()._module_format(fqn, register)
+
+    def _print_sigmoid(self, expr):
+        return self._helper("_sigmoid", expr.args[0])
+
+    def _print_softplus(self, expr):
+        return f"np.logaddexp(0.0, {self._print(expr.args[0])})"
+
+    def _print_relu(self, expr):
+        return f"np.maximum({self._print(expr.args[0])}, 0.0)"
+
+    def _print_step(self, expr):
+        return f"1.0*({self._print(expr.args[0])} > 0)"
+
+    def _print_Heaviside(self, expr):
+        return f"np.heaviside({self._print(expr.args[0])}, 0.5)"
+
+    def _print_Max(self, expr):
+        return self._nested("np.maximum", expr.args)
+
+    def _print_Min(self, expr):
+        return self._nested("np.minimum", expr.args)
+
+    def _print_erf(self, expr):
+        return self._helper("_erf", expr.args[0])
+
+    def _print_erfc(self, expr):
+        return f"(1.0 - {self._helper('_erf', expr.args[0])})"
+
+    def _print_Piecewise(self, expr):
+        text = "np.nan"
+        for value, cond in reversed(expr.args):
+            if cond == sympy.true:
+                text = self._print(value)
+            else:
+                text = f"np.where({self._print(cond)}, {self._print(value)}, {text})"
+        return text
+
+
+class MathScalarPrinter(_NamesMixin, PythonCodePrinter):
+    """Plain Python floats through `math`: the fast path for a single sample."""
+
+    def _expands(self, power) -> bool:
+        return 2 <= power.exp <= 3
+
+    def _print_Pow(self, expr, rational=False):
+        base, e = expr.args
+        if e.is_Integer and self._expands(expr):
+            return "*".join([self.parenthesize(base, PRECEDENCE["Mul"], strict=True)] * int(e))
+        return super()._print_Pow(expr, rational)
+
+    def _print_sigmoid(self, expr):
+        return self._helper("_sigmoid_s", expr.args[0])
+
+    def _print_softplus(self, expr):
+        return self._helper("_softplus_s", expr.args[0])
+
+    def _print_relu(self, expr):
+        return f"max({self._print(expr.args[0])}, 0.0)"
+
+    def _print_step(self, expr):
+        return f"(1.0 if {self._print(expr.args[0])} > 0 else 0.0)"
+
+    def _print_sign(self, expr):
+        return self._helper("_sign_s", expr.args[0])
+
+    def _print_Heaviside(self, expr):
+        return self._helper("_heaviside_s", expr.args[0])
+
+    def _print_Max(self, expr):
+        return self._nested("max", expr.args)
+
+    def _print_Min(self, expr):
+        return self._nested("min", expr.args)
+
+
+class CPrinter(_NamesMixin, C99CodePrinter):
+    """C99 on doubles; powers as products, vectorisable helpers for tanh/exp/sigmoid."""
+
+    def __init__(self, names: dict, settings=None):
+        super().__init__(names, settings)
+        self.known_functions = {k: v for k, v in self.known_functions.items()
+                                if k not in ("exp", "tanh", "Abs", "sign")}
+
+    def _expands(self, power) -> bool:
+        return 2 <= power.exp <= 4
+
+    def _print_Pow(self, expr):
+        base, e = expr.args
+        b = self.parenthesize(base, PRECEDENCE["Mul"], strict=True)
+        if e.is_Integer and 2 <= abs(e) <= 4:
+            prod = "*".join([b] * abs(int(e)))
+            return prod if e > 0 else f"1.0/({prod})"
+        if e == -1:
+            return f"1.0/{b}"
+        if e == sympy.S.Half:
+            return f"sqrt({self._print(base)})"
+        if e == -sympy.S.Half:
+            return f"1.0/sqrt({self._print(base)})"
+        return f"pow({self._print(base)}, {self._print(sympy.Float(e) if e.is_Rational else e)})"
+
+    def _print_Pi(self, expr):
+        return repr(float(sympy.pi))
+
+    def _print_Exp1(self, expr):
+        return repr(float(sympy.E))
+
+    def _print_Integer(self, expr):
+        return f"{int(expr)}.0" if abs(int(expr)) < 2**53 else repr(float(expr))
+
+    def _print_Rational(self, expr):
+        return f"{self._print(sympy.Integer(expr.p))}/{self._print(sympy.Integer(expr.q))}"
+
+    def _print_Float(self, expr):
+        value = float(expr)
+        text = repr(value)
+        if text in ("inf", "-inf"):
+            return "HUGE_VAL" if value > 0 else "(-HUGE_VAL)"
+        return text
+
+    def _print_exp(self, expr):
+        return self._helper("bp_exp", expr.args[0])
+
+    def _print_tanh(self, expr):
+        return self._helper("bp_tanh", expr.args[0])
+
+    def _print_sigmoid(self, expr):
+        return self._helper("bp_sigmoid", expr.args[0])
+
+    def _print_softplus(self, expr):
+        return self._helper("bp_softplus", expr.args[0])
+
+    def _print_relu(self, expr):
+        x = self._print(expr.args[0])
+        return f"({x} <= 0.0 ? 0.0 : {x})"
+
+    def _print_step(self, expr):
+        return f"({self._print(expr.args[0])} > 0.0 ? 1.0 : 0.0)"
+
+    def _print_Heaviside(self, expr):
+        x = self._print(expr.args[0])
+        return f"({x} > 0.0 ? 1.0 : ({x} < 0.0 ? 0.0 : 0.5))"
+
+    def _print_Abs(self, expr):
+        return f"fabs({self._print(expr.args[0])})"
+
+    def _print_sign(self, expr):
+        x = self._print(expr.args[0])
+        return f"(double)(({x} > 0.0) - ({x} < 0.0))"
+
+    def _print_Max(self, expr):
+        return self._nested("fmax", expr.args)
+
+    def _print_Min(self, expr):
+        return self._nested("fmin", expr.args)
+
+    def _print_Piecewise(self, expr):
+        text = "NAN"
+        for value, cond in reversed(expr.args):
+            if cond == sympy.true:
+                text = self._print(value)
+            else:
+                text = f"({self._print(cond)} ? {self._print(value)} : {text})"
+        return text

@@ -1,0 +1,75 @@
+"""Activation functions that bpgen adds to SymPy's.
+
+Each is a `sympy.Function` with its derivative (`fdiff`) written in terms of the function
+itself where possible, so that the forward-value reuse pass turns `sigmoid(s)*(1 - sigmoid(s))`
+into `z*(1 - z)`. Printers know how to print each one stably (no overflow at |x| = 1000).
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy import Function, S
+
+
+class sigmoid(Function):  # noqa: N801 - reads like the math
+    """Logistic function 1 / (1 + exp(-x))."""
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0]) * (1 - sigmoid(self.args[0]))
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_zero:
+            return S.Half
+
+    def _eval_rewrite_as_exp(self, x, **kwargs):
+        return 1 / (1 + sympy.exp(-x))
+
+    def _latex(self, printer):
+        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+
+
+class softplus(Function):  # noqa: N801
+    """log(1 + exp(x)), the smooth relu; its derivative is sigmoid(x)."""
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0])
+
+    def _eval_rewrite_as_log(self, x, **kwargs):
+        return sympy.log(1 + sympy.exp(x))
+
+
+class step(Function):  # noqa: N801
+    """Unit step: 1 for x > 0, else 0 (the derivative bpgen uses for relu's kink)."""
+
+    def fdiff(self, argindex=1):
+        return S.Zero
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return S.One if x > 0 else S.Zero
+
+
+class relu(Function):  # noqa: N801
+    """max(x, 0); its derivative is step(x), taken as 0 at the kink."""
+
+    def fdiff(self, argindex=1):
+        return step(self.args[0])
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return x if x > 0 else S.Zero
+
+    def _eval_rewrite_as_Max(self, x, **kwargs):
+        return sympy.Max(x, 0)
+
+
+tanh = sympy.tanh
+exp = sympy.exp
+log = sympy.log
+sqrt = sympy.sqrt
+
+#: Functions bpgen defines itself (the printers handle each by name).
+CUSTOM = (sigmoid, softplus, step, relu)

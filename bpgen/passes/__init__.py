@@ -1,0 +1,21 @@
+"""Optimisation passes: each module has a pure `run(ir) -> ir`; PIPELINE runs them in order.
+
+    reuse  — backward expressions read stored forward values (tanh(s1) -> z1)
+    fold   — equations that are constants are folded into their uses
+    dce    — only what the results need is kept
+    cse    — repeated subexpressions become temporaries _t0, _t1, ...
+"""
+
+from __future__ import annotations
+
+from . import cse, dce, fold, reuse
+
+PIPELINE = (reuse, fold, dce, cse)
+
+
+def optimize(ir, passes=PIPELINE, check=True):
+    for p in passes:
+        ir = p.run(ir)
+        if check:
+            ir.validate()
+    return ir
