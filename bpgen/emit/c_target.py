@@ -40,6 +40,8 @@ class Kernel:
     loops: list  # [[(lhs, rhs), ...], ...] each one loop over the block
     outputs: list  # Output records (text is a name for batched ones)
     helpers: frozenset
+    params: list  # [(index, identifier)] of the parameters this kernel reads
+    inputs: list  # [(index, identifier)] of the inputs this kernel reads
 
 
 def _materialise_results(ir: IR) -> IR:
@@ -79,7 +81,11 @@ def kernel(ir: IR, names: dict, outputs_in_place: bool) -> Kernel:
         loops[-1].append((line.lhs, line.rhs, bool(_CALL.search(line.rhs))))
     loops = [[(lhs, rhs) for lhs, rhs, _ in loop] for loop in loops]
     outs = [replace(o, text=o.text.removesuffix("[i]")) for o in program.outputs]
-    return Kernel(uniform, arrays, loops, outs, program.helpers)
+    read = set().union(*(e.rhs.free_symbols for e in ir.equations),
+                       *(r.expr.free_symbols for r in ir.results))
+    params = [(k, names[v.symbol]) for k, v in enumerate(ir.params) if v.symbol in read]
+    inputs = [(k, names[v.symbol]) for k, v in enumerate(ir.inputs) if v.symbol in read]
+    return Kernel(uniform, arrays, loops, outs, program.helpers, params, inputs)
 
 
 def block_size(kernels) -> int:

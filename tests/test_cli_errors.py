@@ -1,0 +1,132 @@
+"""Bad input: one line `file:line: error: ...`, exit status 2, nothing written."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+HEADER = """\
+import sympy
+import bpgen as bp
+net = bp.Network("bad")
+x, y = net.inputs("x y")
+w, b = net.params("w b")
+"""
+
+# (name, body appended after HEADER (which is 5 lines), line of the error, message part)
+CASES = [
+    ("undeclared", 'q = sympy.Symbol("q", real=True)\nnet.eq("s", w * q)\n'
+     'net.loss("L", (y - w) ** 2)\n', 7, "undeclared symbol 'q'"),
+    ("foreign symbol", 'net.eq("s", w * sympy.Symbol("x"))\nnet.loss("L", (y - w) ** 2)\n',
+     6, "not created by this network"),
+    ("declared twice", 's = net.eq("s", w * x)\ns2 = net.eq("w", b * x)\n'
+     'net.loss("L", (y - s) ** 2)\n', 7, "'w' is declared twice (first at bad.py:5)"),
+    ("no loss", 's = net.eq("s", w * x)\n', 3, "declares no loss"),
+    ("loss without params", 'net.loss("L", (y - x) ** 2)\n', 6,
+     "does not depend on any parameter"),
+    ("exception", 's = net.eq("s", w * x)\nraise ValueError("oops")\n', 7,
+     "ValueError: oops"),
+    ("syntax error", 's = net.eq("s", w * x\n', 6, "syntax error"),
+    ("no printer", 's = net.eq("s", sympy.besselj(0, w * x))\nnet.loss("L", (y - s) ** 2)\n',
+     6, "'besselj' is not supported by the numpy target"),
+    ("not differentiable", 'f = sympy.Function("f")\ns = net.eq("s", f(w * x))\n'
+     'net.loss("L", (y - s) ** 2)\n', 7, "cannot differentiate"),
+    ("nan constant", 's = net.eq("s", w * x + float("nan"))\nnet.loss("L", (y - s) ** 2)\n',
+     6, "NaN constant"),
+    ("bad name", 's = net.eq("s 1", w * x)\n', 6, "'s 1' is not a valid name"),
+    ("loss twice", 'net.loss("L", (y - w) ** 2)\nnet.loss("M", (y - b) ** 2)\n', 7,
+     "loss declared twice"),
+    ("uses the loss", 'L = net.loss("L", (y - w) ** 2)\nnet.eq("s", L * 2)\n', 7,
+     "uses the loss"),
+    ("not an expression", 'net.eq("s", "w +")\n', 6, "is not a SymPy expression"),
+    ("bad reduce", 'net.loss("L", (y - w) ** 2, reduce="max")\n', 6, "reduce must be"),
+]
+
+
+def run_bpgen(tmp_path, body, target="all", out=None):
+    net_file = tmp_path / "bad.py"
+    net_file.write_text(HEADER + body)
+    out = out or tmp_path / "out"
+    return subprocess.run([sys.executable, "-m", "bpgen", "compile", "bad.py", "--target",
+                           target, "-o", str(out)], cwd=tmp_path, capture_output=True,
+                          text=True)
+
+
+@pytest.fixture
+def out_dir(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("untouched")
+    return out
+
+
+@pytest.mark.parametrize("name,body,line,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, out_dir, name, body, line, message):
+    done = run_bpgen(tmp_path, body)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"bad.py:{line}: error: "), lines[0]
+    assert message in lines[0]
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert sorted(p.name for p in out_dir.iterdir()) == ["keep.txt"]
+
+
+def test_equation_after_loss_is_a_warning(tmp_path, out_dir):
+    done = run_bpgen(tmp_path, 'net.loss("L", (y - w * x) ** 2)\n'
+                               'extra = net.eq("extra", b * x)\n', target="numpy")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("bad.py:7: warning: equation 'extra' comes after the loss")
+    assert (out_dir / "bad.py").exists()
+
+
+def test_unused_equation_is_a_warning(tmp_path, out_dir):
+    done = run_bpgen(tmp_path, 'u = net.eq("u", b * x)\nnet.loss("L", (y - w * x) ** 2)\n',
+                     target="numpy")
+    assert done.returncode == 0
+    assert done.stderr.startswith("bad.py:6: warning: equation 'u' does not affect the loss")
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a directory")
+    done = run_bpgen(tmp_path, 'net.loss("L", (y - w * x) ** 2)\n', target="numpy",
+                     out=blocker / "sub")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: cannot write to ") and "Traceback" not in done.stderr
+    assert blocker.read_text() == "a file, not a directory"
+
+
+def test_missing_net_file_and_missing_network(tmp_path, capsys):
+    assert run_cli("compile", tmp_path / "nope.py", "-o", tmp_path / "o") == 2
+    assert "cannot read" in capsys.readouterr().err
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    assert run_cli("compile", tmp_path / "empty.py", "-o", tmp_path / "o") == 2
+    assert "defines no bpgen.Network" in capsys.readouterr().err
+    assert run_cli("compile", f"{ROOT / 'examples' / 'seed.py'}:other", "-o",
+                   tmp_path / "o") == 2
+    assert "no network named 'other'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_no_c_compiler_is_a_clear_error(tmp_path, monkeypatch):
+    env = {"PATH": str(tmp_path / "empty-bin"), "CC": ""}
+    (tmp_path / "net.py").write_text(textwrap.dedent(HEADER) + 'net.loss("L", (y - w*x)**2)\n')
+    done = subprocess.run([sys.executable, "-m", "bpgen", "compile", "net.py", "--target",
+                           "c", "-o", "out"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**env, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2
+    assert "no C compiler found" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_version_and_help():
+    done = subprocess.run([sys.executable, "-m", "bpgen", "--version"], capture_output=True,
+                          text=True)
+    assert done.stdout.strip() == "bpgen 0.1.0"
+    done = subprocess.run([sys.executable, "-m", "bpgen", "compile", "--help"],
+                          capture_output=True, text=True)
+    assert "examples:" in done.stdout and "--check" in done.stdout

@@ -1,0 +1,139 @@
+"""The compiler's stages, one at a time: front end, reverse sweep, each pass."""
+
+import sympy
+import pytest
+
+import bpgen as bp
+from bpgen.autodiff import differentiate
+from bpgen.compiler import compile_network
+from bpgen.ir import ADJOINT, GRAD, TEMP, from_network, count_ops
+from bpgen.passes import PIPELINE, cse, dce, fold, optimize, reuse
+
+
+def seed_net():
+    net = bp.Network("seed")
+    x1, x2, y = net.inputs("x1 x2 y")
+    w11, w21, w12, w22, v1, v2 = net.params("w11 w21 w12 w22 v1 v2")
+    s1 = net.eq("s1", w11 * x1 + w21 * x2)
+    s2 = net.eq("s2", w12 * x1 + w22 * x2)
+    z1 = net.eq("z1", bp.tanh(s1))
+    z2 = net.eq("z2", bp.tanh(s2))
+    s3 = net.eq("s3", v1 * z1 + v2 * z2)
+    z3 = net.eq("z3", bp.tanh(s3))
+    net.loss("L", (y - z3) ** 2)
+    return net
+
+
+def chain(depth):
+    net = bp.Network(f"chain{depth}")
+    x, y = net.inputs("x y")
+    a, b = x, -x
+    for k in range(depth):
+        p, q = net.params(f"p{k} q{k}")
+        a, b = net.eq(f"a{k}", bp.tanh(p * a + q * b)), net.eq(f"b{k}", bp.tanh(q * a - p * b))
+    net.loss("L", (a + b - y) ** 2)
+    return net
+
+
+def same(a, b):
+    return sympy.expand(a - b) == 0
+
+
+def by_name(ir):
+    return {str(eq.lhs): eq for eq in ir.equations}
+
+
+def test_declarations_keep_origins_and_roles():
+    net = seed_net()
+    ir = from_network(net, "seed.py")
+    assert [v.name for v in ir.params] == ["w11", "w21", "w12", "w22", "v1", "v2"]
+    assert [str(e.lhs) for e in ir.equations] == ["s1", "s2", "z1", "z2", "s3", "z3", "L"]
+    assert all(e.origin.file == __file__ for e in ir.equations)
+    assert ir.validate() is ir
+
+
+def test_reverse_sweep_follows_the_chain_rule():
+    ir = differentiate(from_network(seed_net(), "seed.py")).validate()
+    eqs = by_name(ir)
+    s = {n: sympy.Symbol(n, real=True) for n in
+         "y z1 z2 z3 s1 s3 v1 v2 x1 x2 d_z3 d_s3 d_z1 d_s1".split()}
+    assert same(eqs["d_z3"].rhs, -2 * (s["y"] - s["z3"]))
+    assert same(eqs["d_s3"].rhs, s["d_z3"] * (1 - sympy.tanh(s["s3"]) ** 2))
+    assert same(eqs["d_z1"].rhs, s["d_s3"] * s["v1"])
+    assert same(eqs["d_w11"].rhs, s["d_s1"] * s["x1"])  # ∂s1/∂w11 = x1, never swapped
+    assert eqs["d_w11"].role == GRAD and eqs["d_z1"].role == ADJOINT
+    assert [r.key for r in ir.results] == ["L", "w11", "w21", "w12", "w22", "v1", "v2"]
+
+
+def test_fan_out_sums_adjoints():
+    net = bp.Network("fan")
+    x, y = net.inputs("x y")
+    w = net.params("w")
+    h = net.eq("h", w * x)
+    net.loss("L", (h ** 2 + sympy.sin(h) - y) ** 2)
+    ir = differentiate(from_network(net, "f.py"))
+    d_h = by_name(ir)["d_h"].rhs
+    assert isinstance(d_h, sympy.Mul) or isinstance(d_h, sympy.Add)
+    hs = sympy.Symbol("h", real=True)
+    assert d_h.has(sympy.cos(hs)) and d_h.has(hs)
+
+
+def test_reuse_reads_stored_forward_values():
+    ir = reuse.run(differentiate(from_network(seed_net(), "seed.py")))
+    z3 = sympy.Symbol("z3", real=True)
+    assert same(by_name(ir)["d_s3"].rhs, sympy.Symbol("d_z3", real=True) * (1 - z3 ** 2))
+    assert not any(e.rhs.has(sympy.tanh) for e in ir.equations if e.role in (ADJOINT, GRAD))
+
+
+def test_fold_propagates_constants():
+    net = bp.Network("c")
+    x, y = net.inputs("x y")
+    w = net.params("w")
+    two = net.eq("two", sympy.Integer(2))
+    net.loss("L", (two * w * x - y) ** 2)
+    ir = fold.run(differentiate(from_network(net, "c.py")))
+    assert by_name(ir)["L"].rhs.free_symbols == {sympy.Symbol(n, real=True) for n in "wxy"}
+    assert "two" in by_name(ir)  # forward() still reports it
+
+
+def test_dce_keeps_only_what_results_need():
+    ir = differentiate(from_network(seed_net(), "seed.py"))
+    loss_only = ir.with_equations(ir.equations, [r for r in ir.results if r.kind == "loss"])
+    kept = dce.run(loss_only)
+    assert [str(e.lhs) for e in kept.equations] == ["s1", "s2", "z1", "z2", "s3", "z3", "L"]
+
+
+def test_cse_places_temporaries_before_first_use():
+    ir = optimize(differentiate(from_network(seed_net(), "seed.py")), PIPELINE)
+    temps = [e for e in ir.equations if e.role == TEMP]
+    assert [str(t.lhs) for t in temps] == ["_t0"]
+    assert same(temps[0].rhs, sympy.Symbol("y", real=True) - sympy.Symbol("z3", real=True))
+    ir.validate()
+    assert cse.run(ir).equations == ir.equations  # nothing left to share
+
+
+@pytest.mark.parametrize("p", PIPELINE, ids=lambda p: p.__name__.rsplit(".", 1)[-1])
+def test_each_pass_keeps_the_ir_valid(p):
+    p.run(differentiate(from_network(chain(5), "c.py"))).validate()
+
+
+def test_backward_size_is_linear_in_depth():
+    sizes = {}
+    for depth in (8, 16, 32, 64):
+        forward = from_network(chain(depth), "c.py")
+        full = optimize(differentiate(forward))
+        sizes[depth] = (count_ops(forward), count_ops(full))
+    for depth, (fwd, total) in sizes.items():
+        assert total <= 6 * fwd, (depth, fwd, total)
+    growth = sizes[64][1] / sizes[32][1]
+    assert 1.8 < growth < 2.2, sizes
+
+
+def test_names_are_mangled_deterministically():
+    net = bp.Network("m")
+    lam, x = net.inputs(["lambda", "x"])
+    d_w, w, np_ = net.params("d_w w np")
+    net.loss("L", (lam - w * x - d_w - np_) ** 2)
+    names = {str(k): v for k, v in compile_network(net, "m.py").names.items()}
+    assert names["lambda"] == "lambda_" and names["np"] == "np_" and names["x"] == "x_"
+    assert names["d_w"] == "d_w" and names["d_w_"] == "d_w_"  # adjoint of w avoids d_w
