@@ -13,7 +13,8 @@ import sympy
 
 from ..compiler import Compiled
 from ..ir import IR
-from .common import Output, Program, make_program, render, with_header
+from ..naming import fresh
+from .common import Line, Program, make_program, render, with_header
 from .printers import MathScalarPrinter, NumpyArrayPrinter
 
 TARGET = "numpy"
@@ -34,13 +35,49 @@ def batch_programs(compiled: Compiled) -> dict[str, Program]:
             continue
         ir = inline_reduced(ir)
         program = make_program(ir, printer, TARGET)
-        batched = ir.batched()
-        outputs = tuple(
-            replace(o, text=sum_text(r.expr, batched, printer)) if o.batched else o
-            for o, r in zip(program.outputs, ir.results))
-        out[name] = replace(program, outputs=outputs,
-                            helpers=program.helpers | frozenset(printer.helpers))
+        out[name] = early_sums(ir, program, printer, set(compiled.names.values()))
     return out
+
+
+def early_sums(ir: IR, program: Program, printer, taken: set) -> Program:
+    """Sum each batched result as soon as its operands exist, and free arrays after their
+    last use: peak memory stays near what a hand-written backprop holds (on large
+    batches, fresh memory for every array costs more than the arithmetic)."""
+    batched = ir.batched()
+    position = {eq.lhs: k for k, eq in enumerate(ir.equations)}
+    after: dict[int, list[Line]] = {}
+    outputs = []
+    for o, r in zip(program.outputs, ir.results):
+        if not o.batched:
+            outputs.append(o)
+            continue
+        at = max(position.get(s, -1) for s in r.expr.free_symbols)
+        total = fresh(f"sum_{o.key if o.key.isidentifier() and o.key.isascii() else 'r'}",
+                      taken)
+        after.setdefault(at, []).append(
+            Line(total, sum_text(r.expr, batched, printer), False,
+                 at >= 0 and program.lines[at].backward))
+        outputs.append(replace(o, text=total))
+    last_use: dict = {}
+    for k, eq in enumerate(ir.equations):
+        for s in eq.rhs.free_symbols & batched:
+            last_use[s] = k
+    for k, lines in after.items():
+        for s in set().union(*(r.expr.free_symbols for r in ir.results)) & batched:
+            if position.get(s, -1) <= k and any(printer.names[s] in ln.rhs for ln in lines):
+                last_use[s] = max(last_use.get(s, -1), k)
+    dead: dict[int, list[str]] = {}
+    for s, k in last_use.items():
+        if s in position:  # inputs belong to the caller
+            dead.setdefault(k, []).append(printer.names[s])
+    lines = []
+    for k, line in enumerate(program.lines):
+        lines.append(line)
+        lines.extend(after.get(k, ()))
+        if dead.get(k):
+            lines.append(Line("", "del " + ", ".join(sorted(dead[k])), False, line.backward))
+    return replace(program, lines=tuple(lines), outputs=tuple(outputs),
+                   helpers=program.helpers | frozenset(printer.helpers))
 
 
 def inline_reduced(ir: IR) -> IR:

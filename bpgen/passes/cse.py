@@ -21,10 +21,10 @@ def run(ir: IR) -> IR:
     n_eq = len(ir.equations)
     # Where each temporary is first needed: the first equation using it, or using a
     # temporary that uses it. Later temporaries can only use earlier ones.
-    first_use = {}
-    for sym, _ in temps:
-        uses = [k for k in range(n_eq) if sym in reduced[k].free_symbols]
-        first_use[sym] = min(uses) if uses else n_eq
+    first_use = {sym: n_eq for sym, _ in temps}
+    for k in reversed(range(n_eq)):
+        for sym in reduced[k].free_symbols & first_use.keys():
+            first_use[sym] = k
     for sym, expr in reversed(temps):
         for dep in expr.free_symbols & first_use.keys():
             first_use[dep] = min(first_use[dep], first_use[sym])

@@ -1,0 +1,256 @@
+"""bpgen benchmarks: generated NumPy and C against hand-written NumPy, in one run.
+
+    python benchmarks/run.py            # all benchmarks (about a minute)
+    python benchmarks/run.py --quick    # fewer repetitions
+
+Every figure is a median over repeated calls; ratios are against a baseline measured in
+the same run on the same machine. JAX and PyTorch are timed when they are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import bpgen as bp
+from bpgen.cli import main as bpgen_main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def median_time(fn, repeat: int, number: int = 1) -> float:
+    """Median seconds per call over `repeat` timings of `number` calls each."""
+    fn()  # warm up (and build caches)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return float(np.median(times))
+
+
+def load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compile_net(source: str, out: Path, name: str):
+    net_file = out / f"{name}_net.py"
+    net_file.write_text(source)
+    assert bpgen_main(["compile", str(net_file), "--target", "all", "-o", str(out)]) == 0
+    return load(out / f"{name}.py", f"bench_{name}"), load(out / f"{name}_c.py", f"bench_{name}_c")
+
+
+SEED_SUM = '''
+import bpgen as bp
+net = bp.Network("seedsum")
+x1, x2, y = net.inputs("x1 x2 y")
+w11, w21, w12, w22, v1, v2 = net.params("w11 w21 w12 w22 v1 v2")
+s1 = net.eq("s1", w11 * x1 + w21 * x2)
+s2 = net.eq("s2", w12 * x1 + w22 * x2)
+z1 = net.eq("z1", bp.tanh(s1))
+z2 = net.eq("z2", bp.tanh(s2))
+s3 = net.eq("s3", v1 * z1 + v2 * z2)
+z3 = net.eq("z3", bp.tanh(s3))
+net.loss("L", (y - z3) ** 2, reduce="sum")
+'''
+
+
+def chain_source(depth: int, name: str) -> str:
+    return f'''
+import bpgen as bp
+net = bp.Network("{name}")
+x, y = net.inputs("x y")
+a, b = x, -x
+for k in range({depth}):
+    p, q, r, s = net.params(f"p{{k}} q{{k}} r{{k}} s{{k}}")
+    a, b = (net.eq(f"a{{k}}", bp.tanh(p * a + q * b)),
+            net.eq(f"b{{k}}", bp.tanh(r * a + s * b)))
+net.loss("L", (a + b - y) ** 2, reduce="sum")
+'''
+
+
+def hand_seed(p, d):
+    """The seed network's summed loss and gradient, backprop written by hand in NumPy."""
+    x1, x2, y = d["x1"], d["x2"], d["y"]
+    z1 = np.tanh(p["w11"] * x1 + p["w21"] * x2)
+    z2 = np.tanh(p["w12"] * x1 + p["w22"] * x2)
+    z3 = np.tanh(p["v1"] * z1 + p["v2"] * z2)
+    r = z3 - y
+    ds3 = 2 * r * (1 - z3 * z3)
+    ds1 = ds3 * p["v1"] * (1 - z1 * z1)
+    ds2 = ds3 * p["v2"] * (1 - z2 * z2)
+    return r @ r, {"w11": ds1 @ x1, "w21": ds1 @ x2, "w12": ds2 @ x1, "w22": ds2 @ x2,
+                   "v1": ds3 @ z1, "v2": ds3 @ z2}
+
+
+def hand_chain(p, d, depth):
+    """The chain's summed loss and gradient by hand-written NumPy backprop."""
+    a, b = d["x"], -d["x"]
+    tape = []
+    for k in range(depth):
+        za = np.tanh(p[f"p{k}"] * a + p[f"q{k}"] * b)
+        zb = np.tanh(p[f"r{k}"] * a + p[f"s{k}"] * b)
+        tape.append((a, b, za, zb))
+        a, b = za, zb
+    r = a + b - d["y"]
+    da = db = 2 * r
+    grads = {}
+    for k in reversed(range(depth)):
+        a0, b0, za, zb = tape[k]
+        dsa = da * (1 - za * za)
+        dsb = db * (1 - zb * zb)
+        grads[f"p{k}"], grads[f"q{k}"] = dsa @ a0, dsa @ b0
+        grads[f"r{k}"], grads[f"s{k}"] = dsb @ a0, dsb @ b0
+        da = dsa * p[f"p{k}"] + dsb * p[f"r{k}"]
+        db = dsa * p[f"q{k}"] + dsb * p[f"s{k}"]
+    return r @ r, grads
+
+
+def check_close(name, got, want):
+    value, grads = got
+    assert abs(value - want[0]) <= 1e-9 * abs(want[0]), name
+    for k, g in want[1].items():
+        assert abs(grads[k] - g) <= 1e-9 * max(1.0, abs(g)), (name, k)
+
+
+def row(label, seconds, base=None, unit="ms"):
+    scale = {"ms": 1e3, "us": 1e6}[unit]
+    ratio = f"  {seconds / base:6.2f}x" if base else ""
+    print(f"  {label:44s} {seconds * scale:10.3f} {unit}{ratio}")
+
+
+def optional_frameworks():
+    found = {}
+    try:
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        found["jax"] = jax
+    except Exception:
+        pass
+    try:
+        import torch
+        torch.set_num_threads(1)
+        found["torch"] = torch
+    except Exception:
+        pass
+    return found
+
+
+def bench_seed(gen, gen_c, repeat, frameworks):
+    n = 100_000
+    rng = np.random.default_rng(0)
+    data = {"x1": rng.normal(size=n), "x2": rng.normal(size=n), "y": rng.normal(size=n)}
+    params = gen.init_params(0)
+    want = hand_seed(params, data)
+    check_close("numpy", gen.value_and_grad(params, data), want)
+    check_close("c", gen_c.value_and_grad(params, data), want)
+    print(f"seed network 2-2-1, N = {n:,}, summed loss, value_and_grad "
+          "(ratio: against hand-written NumPy)")
+    base = median_time(lambda: hand_seed(params, data), repeat)
+    row("hand-written NumPy backprop", base, base)
+    row("bpgen NumPy", median_time(lambda: gen.value_and_grad(params, data), repeat), base)
+    row("bpgen C", median_time(lambda: gen_c.value_and_grad(params, data), repeat), base)
+    if "jax" in frameworks:
+        jax, jnp = frameworks["jax"], frameworks["jax"].numpy
+
+        def jloss(p, d):
+            z1 = jnp.tanh(p["w11"] * d["x1"] + p["w21"] * d["x2"])
+            z2 = jnp.tanh(p["w12"] * d["x1"] + p["w22"] * d["x2"])
+            z3 = jnp.tanh(p["v1"] * z1 + p["v2"] * z2)
+            return jnp.sum((d["y"] - z3) ** 2)
+        f = jax.jit(jax.value_and_grad(jloss))
+        jd = {k: jnp.asarray(v) for k, v in data.items()}
+        row("JAX jit(value_and_grad)", median_time(
+            lambda: jax.block_until_ready(f(params, jd)), repeat), base)
+    if "torch" in frameworks:
+        torch = frameworks["torch"]
+        td = {k: torch.tensor(v) for k, v in data.items()}
+
+        def tstep():
+            p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+                 for k, v in params.items()}
+            z1 = torch.tanh(p["w11"] * td["x1"] + p["w21"] * td["x2"])
+            z2 = torch.tanh(p["w12"] * td["x1"] + p["w22"] * td["x2"])
+            z3 = torch.tanh(p["v1"] * z1 + p["v2"] * z2)
+            loss = torch.sum((td["y"] - z3) ** 2)
+            loss.backward()
+        row("PyTorch eager, 1 thread", median_time(tstep, repeat), base)
+
+
+def bench_latency(gen, gen_c, repeat):
+    params = gen.init_params(0)
+    sample = {"x1": 0.3, "x2": -0.8, "y": 0.25}
+    print("one sample from Python floats, value_and_grad latency "
+          "(ratio: against the NumPy module)")
+    base = median_time(lambda: gen.value_and_grad(params, sample), repeat, 2000)
+    row("bpgen NumPy module (math fast path)", base, base, "us")
+    row("bpgen C through ctypes", median_time(
+        lambda: gen_c.value_and_grad(params, sample), repeat, 2000), base, "us")
+
+
+def bench_chain(out, repeat):
+    depth, n = 32, 10_000
+    gen, gen_c = compile_net(chain_source(depth, "chain32"), out, "chain32")
+    rng = np.random.default_rng(1)
+    data = {"x": rng.normal(size=n), "y": rng.normal(size=n)}
+    params = {k: float(v) for k, v in zip(gen.PARAMS, rng.normal(0, 0.7, len(gen.PARAMS)))}
+    want = hand_chain(params, data, depth)
+    check_close("numpy chain", gen.value_and_grad(params, data), want)
+    check_close("c chain", gen_c.value_and_grad(params, data), want)
+    print(f"32-layer width-2 chain, N = {n:,} (ratio: against hand-written NumPy backprop)")
+    base = median_time(lambda: hand_chain(params, data, depth), repeat)
+    row("hand-written NumPy backprop", base, base)
+    for label, module in (("bpgen NumPy", gen), ("bpgen C", gen_c)):
+        fwd = median_time(lambda: module.loss(params, data), repeat)
+        grad = median_time(lambda: module.value_and_grad(params, data), repeat)
+        row(f"{label} loss only (forward)", fwd, base)
+        row(f"{label} value_and_grad", grad, base)
+        print(f"  {label}: gradient / forward time = {grad / fwd:.2f} (aim: at most 2)")
+
+
+def bench_compile(out):
+    print("compile time and generated size (NumPy + C sources; ratio: against 16 layers)")
+    base_t = base_s = None
+    for depth in (16, 32, 64):
+        name = f"depth{depth}"
+        net_file = out / f"{name}_net.py"
+        net_file.write_text(chain_source(depth, name))
+        start = time.perf_counter()
+        assert bpgen_main(["compile", str(net_file), "--target", "all", "--no-build",
+                           "-o", str(out / name)]) == 0
+        seconds = time.perf_counter() - start
+        size = sum(p.stat().st_size for p in (out / name).iterdir())
+        base_t, base_s = base_t or seconds, base_s or size
+        print(f"  {depth:3d} layers: {seconds:6.2f} s ({seconds / base_t:4.2f}x), "
+              f"{size / 1024:7.1f} KiB ({size / base_s:4.2f}x)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args()
+    repeat = 5 if args.quick else 21
+    frameworks = optional_frameworks()
+    print(f"bpgen {bp.__version__}, NumPy {np.__version__}, Python {sys.version.split()[0]}; "
+          f"also timed: {', '.join(frameworks) or 'nothing else (JAX/PyTorch not installed)'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        gen, gen_c = compile_net(SEED_SUM, out, "seedsum")
+        bench_seed(gen, gen_c, repeat, frameworks)
+        bench_latency(gen, gen_c, repeat)
+        bench_chain(out, repeat)
+        bench_compile(out)
+
+
+if __name__ == "__main__":
+    main()
