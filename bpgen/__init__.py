@@ -2,9 +2,10 @@
 
 from .dsl import Network
 from .errors import BpgenError
+from .explain import explain
 from .functions import exp, log, relu, sigmoid, softplus, sqrt, step, tanh
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "BpgenError", "tanh", "exp", "log", "sqrt", "sigmoid", "relu",
+__all__ = ["Network", "BpgenError", "explain", "tanh", "exp", "log", "sqrt", "sigmoid", "relu",
            "softplus", "step", "__version__"]

@@ -28,6 +28,9 @@ examples:
   bpgen compile examples/*.py --target all        # NumPy and C, builds the C library
   bpgen compile net.py:seed -o out --target c     # one network of net.py, into out/
   bpgen compile examples/*.py --target all --check   # CI: fail if generated/ is stale
+  bpgen explain examples/seed.py --wrt w11        # the chain rule, factor by factor
+  bpgen explain examples/seed.py --format latex --standalone > seed.tex
+  bpgen graph examples/seed.py -o seed.svg        # forward and backward graphs
 """
 
 
@@ -54,19 +57,79 @@ def parser() -> argparse.ArgumentParser:
                    help="with the C target, write sources but do not build the library")
     c.add_argument("-v", "--verbose", action="store_true",
                    help="print the time of each compiler stage and the graph sizes")
+    e = sub.add_parser("explain", help="show the chain rule for each parameter's gradient",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("nets", nargs="+", metavar="NET.py[:NAME]")
+    e.add_argument("--wrt", nargs="+", metavar="NAME", help="only these parameters")
+    e.add_argument("--format", choices=("text", "markdown", "latex"), default="text")
+    e.add_argument("--standalone", action="store_true",
+                   help="with --format latex: a complete document for pdflatex")
+    g = sub.add_parser("graph", help="draw the forward and backward graphs (DOT, SVG, PNG)",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("net", metavar="NET.py[:NAME]")
+    g.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="FILE.dot (text), or .svg/.png/.pdf (needs Graphviz's dot)")
     return top
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    commands = {"compile": compile_command, "explain": explain_command,
+                "graph": graph_command}
     try:
-        return compile_command(args)
+        return commands[args.command](args)
     except BpgenError as exc:
         print(exc.format(), file=sys.stderr)
         return 2
 
 
+class Progress:
+    """A one-line status on stderr for compiles that take over a second, on a terminal."""
+
+    DELAY = float(os.environ.get("BPGEN_PROGRESS_DELAY", "1.0"))  # seconds
+
+    def __init__(self, stream=sys.stderr):
+        import threading
+        self.stream = stream
+        self.enabled = hasattr(stream, "isatty") and stream.isatty()
+        self.text = ""
+        self.shown = False
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(self.DELAY, self._show) if self.enabled else None
+        if self.timer:
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _show(self):
+        with self.lock:
+            self.shown = True
+            self.stream.write(f"\r\x1b[Kbpgen: {self.text}")
+            self.stream.flush()
+
+    def update(self, text: str):
+        self.text = text
+        if self.shown:
+            self._show()
+
+    def close(self):
+        if self.timer:
+            self.timer.cancel()
+        with self.lock:
+            if self.shown:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+            self.shown = False
+
+
 def compile_command(args) -> int:
+    progress = Progress()
+    try:
+        return _compile(args, progress)
+    finally:
+        progress.close()
+
+
+def _compile(args, progress) -> int:
     targets = list(TARGETS) if args.target == "all" else [args.target]
     files: dict[str, str] = {}
     owners: dict[str, str] = {}
@@ -74,7 +137,8 @@ def compile_command(args) -> int:
     for spec in args.nets:
         shown, networks = load_networks(spec)
         for net in networks:
-            compiled = compile_network(net, shown)
+            compiled = compile_network(
+                net, shown, lambda stage, n=net.name: progress.update(f"{n}: {stage or 'emit'}…"))
             for d in compiled.diagnostics:
                 print(d, file=sys.stderr)
             clock = time.perf_counter()
@@ -104,10 +168,48 @@ def compile_command(args) -> int:
     write_all(out_dir, files, force=args.force)
     if wrappers and not args.no_build:
         for name in sorted(wrappers):
+            progress.update(f"building {name.removesuffix('_c.py')} with the C compiler…")
             build_library(out_dir / name)
     if args.verbose:
         print(f"bpgen: wrote {len(files)} files to {out_dir} in "
               f"{time.perf_counter() - started:.2f} s", file=sys.stderr)
+    return 0
+
+
+def explain_command(args) -> int:
+    from .explain import Explanation
+    parts = []
+    for spec in args.nets:
+        shown, networks = load_networks(spec)
+        for net in networks:
+            compiled = compile_network(net, shown)
+            exp = Explanation(compiled, args.wrt)
+            if args.format == "text":
+                parts.append(exp.text())
+            elif args.format == "markdown":
+                parts.append(exp.markdown())
+            else:
+                parts.append(exp.latex(standalone=args.standalone))
+    sys.stdout.write("\n".join(parts))
+    return 0
+
+
+def graph_command(args) -> int:
+    from .graph import render, to_dot
+    from .ir import from_network
+    shown, networks = load_networks(args.net)
+    if len(networks) > 1:
+        raise OutputError(f"{shown} defines {len(networks)} networks; pick one with "
+                          f"{shown}:NAME ({', '.join(n.name for n in networks)})")
+    dot = to_dot(from_network(networks[0], shown))
+    target = Path(args.output)
+    fmt = target.suffix.lstrip(".").lower()
+    if fmt not in ("dot", "gv", "svg", "png", "pdf"):
+        raise OutputError(f"{target}: unknown graph format {target.suffix!r} "
+                          "(use .dot, .svg, .png or .pdf)")
+    data = dot if fmt in ("dot", "gv") else render(dot, fmt)
+    write_all(target.parent if str(target.parent) else Path("."), {target.name: data},
+              force=True)
     return 0
 
 

@@ -32,15 +32,21 @@ class Compiled:
     timings: dict[str, float] = field(default_factory=dict, compare=False)
 
 
-def compile_network(net: Network, source: str) -> Compiled:
+def compile_network(net: Network, source: str, progress=None) -> Compiled:
+    """`progress(stage)`, if given, is called as each stage starts."""
     timings: dict[str, float] = {}
     clock = time.perf_counter()
+    stages = iter(("autodiff", "passes", ""))
+    if progress:
+        progress("front end")
 
     def lap(stage: str):
         nonlocal clock
         now = time.perf_counter()
         timings[stage] = timings.get(stage, 0.0) + now - clock
         clock = now
+        if progress:
+            progress(next(stages))
 
     ir = from_network(net, source)
     diagnostics = list(net.diagnostics) + unused_warnings(ir)

@@ -32,12 +32,13 @@ def diff(out_dir: Path, files: dict[str, str]) -> str:
     return "".join(chunks)
 
 
-def write_all(out_dir: Path, files: dict[str, str], force: bool = False) -> list[Path]:
-    """Write `files` (relative path -> text) under `out_dir` atomically; return the paths."""
+def write_all(out_dir: Path, files: dict, force: bool = False) -> list[Path]:
+    """Write `files` (relative path -> text or bytes) under `out_dir` atomically."""
     if not force:
         for rel in sorted(files):
             path = out_dir / rel
-            if path.is_file() and edited_by_hand(path.read_text(encoding="utf-8")):
+            if isinstance(files[rel], str) and path.is_file() \
+                    and edited_by_hand(path.read_text(encoding="utf-8", errors="replace")):
                 raise OutputError(f"{path} was edited by hand (its bpgen-hash no longer "
                                   "matches); use --force to overwrite it")
     staged: list[tuple[str, Path]] = []
@@ -48,8 +49,9 @@ def write_all(out_dir: Path, files: dict[str, str], force: bool = False) -> list
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
                                        dir=target.parent)
             staged.append((tmp, target))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.write(files[rel])
+            data = files[rel]
+            with os.fdopen(fd, "wb") as f:
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
             os.chmod(tmp, 0o644)
         for tmp, target in staged:
             os.replace(tmp, target)

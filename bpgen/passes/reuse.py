@@ -13,13 +13,18 @@ from dataclasses import replace
 from ..ir import IR
 
 
+def table(ir: IR) -> dict:
+    """Forward right-hand sides -> the names that hold them."""
+    return {eq.rhs: eq.lhs for eq in ir.forward()
+            if not (eq.rhs.is_Symbol or eq.rhs.is_Number)}
+
+
 def run(ir: IR) -> IR:
-    table = {eq.rhs: eq.lhs for eq in ir.forward()
-             if not (eq.rhs.is_Symbol or eq.rhs.is_Number)}
-    if not table:
+    values = table(ir)
+    if not values:
         return ir
     forward = set(ir.forward())
-    equations = [eq if eq in forward else eq.replace_rhs(eq.rhs.xreplace(table))
+    equations = [eq if eq in forward else eq.replace_rhs(eq.rhs.xreplace(values))
                  for eq in ir.equations]
-    results = [replace(r, expr=r.expr.xreplace(table)) for r in ir.results]
+    results = [replace(r, expr=r.expr.xreplace(values)) for r in ir.results]
     return ir.with_equations(equations, results)
