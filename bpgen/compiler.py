@@ -16,7 +16,7 @@ from .autodiff import differentiate
 from .dsl import Network
 from .errors import Diagnostic
 from .ir import FORWARD, IR, LOSS, TEMP, Result, depends_on, from_network
-from .passes import optimize
+from .passes import optimize, stabilize
 
 PROGRAMS = ("loss", "forward", "value_and_grad")
 
@@ -50,6 +50,7 @@ def compile_network(net: Network, source: str, progress=None) -> Compiled:
 
     ir = from_network(net, source)
     diagnostics = list(net.diagnostics) + unused_warnings(ir)
+    ir = stabilize.run(ir).validate()
     lap("front end")
     grad_ir = differentiate(ir)
     lap("autodiff")

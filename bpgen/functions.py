@@ -66,10 +66,23 @@ class relu(Function):  # noqa: N801
         return sympy.Max(x, 0)
 
 
+class logaddexp(Function):  # noqa: N801
+    """log(exp(a) + exp(b)) without overflow; ∂/∂a = sigmoid(a - b)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sigmoid(a - b) if argindex == 1 else sigmoid(b - a)
+
+    def _eval_rewrite_as_exp(self, a, b, **kwargs):
+        return sympy.log(sympy.exp(a) + sympy.exp(b))
+
+
 tanh = sympy.tanh
 exp = sympy.exp
 log = sympy.log
 sqrt = sympy.sqrt
 
 #: Functions bpgen defines itself (the printers handle each by name).
-CUSTOM = (sigmoid, softplus, step, relu)
+CUSTOM = (sigmoid, softplus, step, relu, logaddexp)

@@ -28,7 +28,8 @@ _CALL = re.compile(r"\b[A-Za-z_]\w*\(")
 #: C helpers and the helpers each one needs.
 HELPER_DEPS = {"bp_exp": ("bp_expm1_poly",), "bp_tanh": ("bp_expm1_poly",),
                "bp_sigmoid": ("bp_exp", "bp_expm1_poly"),
-               "bp_softplus": ("bp_exp", "bp_expm1_poly")}
+               "bp_softplus": ("bp_exp", "bp_expm1_poly"),
+               "bp_logaddexp": ("bp_exp", "bp_expm1_poly")}
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,9 @@ class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
     def _print_softplus(self, expr):
         return f"np.logaddexp(0.0, {self._print(expr.args[0])})"
 
+    def _print_logaddexp(self, expr):
+        return f"np.logaddexp({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
     def _print_relu(self, expr):
         return f"np.maximum({self._print(expr.args[0])}, 0.0)"
 
@@ -131,6 +134,9 @@ class MathScalarPrinter(_NamesMixin, PythonCodePrinter):
 
     def _print_softplus(self, expr):
         return self._helper("_softplus_s", expr.args[0])
+
+    def _print_logaddexp(self, expr):
+        return self._helper("_logaddexp_s", *expr.args)
 
     def _print_relu(self, expr):
         return f"max({self._print(expr.args[0])}, 0.0)"
@@ -206,6 +212,9 @@ class CPrinter(_NamesMixin, C99CodePrinter):
 
     def _print_softplus(self, expr):
         return self._helper("bp_softplus", expr.args[0])
+
+    def _print_logaddexp(self, expr):
+        return self._helper("bp_logaddexp", *expr.args)
 
     def _print_relu(self, expr):
         x = self._print(expr.args[0])

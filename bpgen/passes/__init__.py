@@ -1,5 +1,8 @@
 """Optimisation passes: each module has a pure `run(ir) -> ir`; PIPELINE runs them in order.
 
+Before the reverse sweep, `stabilize` rewrites forms that overflow at large arguments
+(log(sigmoid(x)) -> -softplus(-x), ...). After it, PIPELINE:
+
     reuse  — backward expressions read stored forward values (tanh(s1) -> z1)
     fold   — equations that are constants are folded into their uses
     dce    — only what the results need is kept
@@ -8,7 +11,7 @@
 
 from __future__ import annotations
 
-from . import cse, dce, fold, reuse
+from . import cse, dce, fold, reuse, stabilize  # noqa: F401
 
 PIPELINE = (reuse, fold, dce, cse)
 

@@ -1,0 +1,58 @@
+"""Numerical stability at large arguments, and the check_finite option."""
+
+import numpy as np
+import pytest
+
+
+def bce_reference(q, d):
+    s = q["w1"] * d["x1"] + q["w2"] * d["x2"] + q["b"]
+    return d["y"] * np.logaddexp(0, -s) + (1 - d["y"]) * np.logaddexp(0, s)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_cross_entropy_at_logits_of_1000(zoo, target, sign):
+    module = zoo["logistic"].module(target)
+    params = {"w1": 1000.0 * sign, "w2": 0.0, "b": 0.0}
+    data = {"x1": np.array([1.0, 1.0, -1.0]), "x2": np.zeros(3), "y": np.array([0.0, 1.0, 1.0])}
+    value, grads = module.value_and_grad(params, data, check_finite=True)
+    assert value == pytest.approx(bce_reference(params, data).mean(), rel=1e-12)
+    # d/dw1 of the mean BCE: mean((sigmoid(s) - y) * x1), exactly representable here
+    s = params["w1"] * data["x1"]
+    expected = np.mean((np.where(s > 0, 1.0, 0.0) - data["y"]) * data["x1"])
+    assert grads["w1"] == pytest.approx(expected, abs=1e-12)
+    one = {"x1": -1.0, "x2": 0.0, "y": 1.0}
+    single = module.value_and_grad(params, one)
+    assert single[0] == pytest.approx(float(bce_reference(params, one)), rel=1e-12, abs=1e-300)
+    assert single[0] == pytest.approx(1000.0 if sign > 0 else 0.0, abs=1e-12)
+
+
+def test_check_finite_names_the_bad_value(zoo, target):
+    module = zoo["seed"].module(target)
+    params = module.init_params(0)
+    data = {"x1": np.array([0.1, np.nan, 0.3]), "x2": 0.0, "y": 0.0}
+    with pytest.raises(FloatingPointError, match=r"seed: input 'x1' is nan at sample 1"):
+        module.value_and_grad(params, data, check_finite=True)
+    with pytest.raises(FloatingPointError, match=r"parameter 'v2' is inf"):
+        module.loss({**params, "v2": np.inf}, {"x1": 1.0, "x2": 0.0, "y": 0.0},
+                    check_finite=True)
+    with pytest.raises(FloatingPointError, match=r"result 'loss' is nan at step 1"):
+        module.train(params, {"x1": 1.0, "x2": 1.0, "y": 0.0}, lr=np.nan, steps=3,
+                     check_finite=True)
+
+
+def test_non_finite_without_check_propagates(zoo, target):
+    """Documented behaviour: nan/inf in, nan/inf out, no exception (IEEE semantics)."""
+    module = zoo["seed"].module(target)
+    params = module.init_params(0)
+    value, grads = module.value_and_grad(params, {"x1": np.array([np.nan, 1.0]),
+                                                  "x2": 0.0, "y": 0.0})
+    assert np.isnan(value) and all(np.isnan(g) for g in grads.values())
+
+
+def test_overflowing_result_is_caught_by_check_finite(zoo, target):
+    module = zoo["functions"].module(target)
+    params = {"a": 800.0, "b": 0.1, "c": 0.2, "k": 0.3}
+    with np.errstate(all="ignore"):
+        assert module.loss(params, {"x": 1.0, "y": 0.0}) == np.inf
+        with pytest.raises(FloatingPointError, match="result 'loss' is inf"):
+            module.loss(params, {"x": 1.0, "y": 0.0}, check_finite=True)
