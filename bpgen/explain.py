@@ -175,8 +175,8 @@ def render_latex_chain(loss, chain: Chain, names: dict) -> str:
     def sym(s):
         return names.get(s) or sympy.latex(s)
 
-    def frac(u, l):
-        return rf"\frac{{\partial {sym(u)}}}{{\partial {sym(l)}}}"
+    def frac(upper, lower):
+        return rf"\frac{{\partial {sym(upper)}}}{{\partial {sym(lower)}}}"
 
     def tex(e):
         return sympy.latex(e, symbol_names={s: sym(s) for s in e.free_symbols})

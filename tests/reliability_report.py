@@ -75,7 +75,7 @@ def random_networks(count: int):
 def hostile():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, body, line, message in CASES:
+        for name, body, line, _message in CASES:
             net = Path(tmp) / "bad.py"
             net.write_text(HEADER + body)
             done = run([sys.executable, "-m", "bpgen", "compile", "bad.py", "--target", "all",

@@ -39,11 +39,12 @@ def test_math_helpers_match_numpy_within_a_few_ulp(zoo):
     with np.errstate(all="ignore"):
         values = c.forward({"a": 1.0}, {"x": x, "y": 0.0})
         expected = {"t": np.tanh(x), "e": np.exp(x),
-                    "g": np.where(x >= 0, 1 / (1 + np.exp(-x)), np.exp(x) / (1 + np.exp(x))), "s": np.logaddexp(0, x),
-                    "r": np.maximum(x, 0)}
+                    "g": np.where(x >= 0, 1 / (1 + np.exp(-x)), np.exp(x) / (1 + np.exp(x))),
+                    "s": np.logaddexp(0, x), "r": np.maximum(x, 0)}
     for key, want in expected.items():
         got = values[key]
-        same_special = (np.isnan(got) == np.isnan(want)) & (~np.isfinite(want) <= (got == want))
+        same_special = ((np.isnan(got) == np.isnan(want))
+                        & (~np.isfinite(want) <= (got == want)))
         assert same_special.all(), (key, x[~same_special][:5])
         ok = np.isfinite(want) & (want != 0)
         ulps = np.abs(got[ok] - want[ok]) / np.spacing(np.abs(want[ok]))

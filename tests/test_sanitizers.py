@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import NETS, ZOO_IDS
+from conftest import ZOO_IDS
 
 DRIVER = r"""
 #include <stdio.h>

@@ -1,6 +1,4 @@
 """A parameter the loss never reads: its gradient is exactly zero."""
-import numpy as np
-
 import bpgen as bp
 
 net = bp.Network("unused")
