@@ -11,8 +11,21 @@ import sympy
 from sympy import Function, S
 
 
-class sigmoid(Function):  # noqa: N801 - reads like the math
+class _Rewritable(Function):
+    """Numeric evaluation (evalf) through the function's plain SymPy definition."""
+
+    def _eval_evalf(self, prec):
+        if all(a.is_number for a in self.args):
+            return self.definition(*self.args).evalf(prec)
+        return None
+
+
+class sigmoid(_Rewritable):  # noqa: N801 - reads like the math
     """Logistic function 1 / (1 + exp(-x))."""
+
+    @staticmethod
+    def definition(x):
+        return 1 / (1 + sympy.exp(-x))
 
     def fdiff(self, argindex=1):
         return sigmoid(self.args[0]) * (1 - sigmoid(self.args[0]))
@@ -29,8 +42,12 @@ class sigmoid(Function):  # noqa: N801 - reads like the math
         return r"\sigma\left(%s\right)" % printer._print(self.args[0])
 
 
-class softplus(Function):  # noqa: N801
+class softplus(_Rewritable):  # noqa: N801
     """log(1 + exp(x)), the smooth relu; its derivative is sigmoid(x)."""
+
+    @staticmethod
+    def definition(x):
+        return sympy.log(1 + sympy.exp(x))
 
     def fdiff(self, argindex=1):
         return sigmoid(self.args[0])
@@ -39,8 +56,12 @@ class softplus(Function):  # noqa: N801
         return sympy.log(1 + sympy.exp(x))
 
 
-class step(Function):  # noqa: N801
+class step(_Rewritable):  # noqa: N801
     """Unit step: 1 for x > 0, else 0 (the derivative bpgen uses for relu's kink)."""
+
+    @staticmethod
+    def definition(x):
+        return sympy.Piecewise((1, x > 0), (0, True))
 
     def fdiff(self, argindex=1):
         return S.Zero
@@ -51,8 +72,12 @@ class step(Function):  # noqa: N801
             return S.One if x > 0 else S.Zero
 
 
-class relu(Function):  # noqa: N801
+class relu(_Rewritable):  # noqa: N801
     """max(x, 0); its derivative is step(x), taken as 0 at the kink."""
+
+    @staticmethod
+    def definition(x):
+        return sympy.Max(x, 0)
 
     def fdiff(self, argindex=1):
         return step(self.args[0])
@@ -66,8 +91,12 @@ class relu(Function):  # noqa: N801
         return sympy.Max(x, 0)
 
 
-class logaddexp(Function):  # noqa: N801
+class logaddexp(_Rewritable):  # noqa: N801
     """log(exp(a) + exp(b)) without overflow; ∂/∂a = sigmoid(a - b)."""
+
+    @staticmethod
+    def definition(a, b):
+        return sympy.log(sympy.exp(a) + sympy.exp(b))
 
     nargs = 2
 

@@ -9,7 +9,7 @@ A failing example that Hypothesis shrinks belongs in tests/nets/ as a regression
 
 import os
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 
 from randomnets import check, descriptions, source
 
@@ -21,6 +21,10 @@ COUNTER = {"n": 0}
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.filter_too_much])
 @given(desc=descriptions())
+# Regression examples: a description that once failed (or that we want always checked)
+# goes here, as Hypothesis printed it after shrinking.
+@example(desc={"inputs": 2, "params": 3, "reduce": "sum", "last_param": 1, "equations": [
+    ("relu", 0, 1, 0, 1), ("product", 2, 0, 1, None), ("abs", 3, 2, 2, 0)]})
 def test_random_network_gradients(tmp_path, desc):
     COUNTER["n"] += 1
     problems = check(desc, tmp_path / f"n{COUNTER['n']}", str(COUNTER["n"]))
