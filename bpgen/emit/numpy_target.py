@@ -45,7 +45,12 @@ def early_sums(ir: IR, program: Program, printer, taken: set) -> Program:
     batches, fresh memory for every array costs more than the arithmetic)."""
     batched = ir.batched()
     position = {eq.lhs: k for k, eq in enumerate(ir.equations)}
+    # after[k]: sums placed right after line k (k = -1: before every line)
     after: dict[int, list[Line]] = {}
+    last_use: dict = {}
+    for k, eq in enumerate(ir.equations):
+        for s in eq.rhs.free_symbols & batched:
+            last_use[s] = k
     outputs = []
     for o, r in zip(program.outputs, ir.results):
         if not o.batched:
@@ -58,19 +63,13 @@ def early_sums(ir: IR, program: Program, printer, taken: set) -> Program:
             Line(total, sum_text(r.expr, batched, printer), False,
                  at >= 0 and program.lines[at].backward))
         outputs.append(replace(o, text=total))
-    last_use: dict = {}
-    for k, eq in enumerate(ir.equations):
-        for s in eq.rhs.free_symbols & batched:
-            last_use[s] = k
-    for k, lines in after.items():
-        for s in set().union(*(r.expr.free_symbols for r in ir.results)) & batched:
-            if position.get(s, -1) <= k and any(printer.names[s] in ln.rhs for ln in lines):
-                last_use[s] = max(last_use.get(s, -1), k)
+        for s in r.expr.free_symbols & batched:
+            last_use[s] = max(last_use.get(s, -1), at)
     dead: dict[int, list[str]] = {}
     for s, k in last_use.items():
         if s in position:  # inputs belong to the caller
             dead.setdefault(k, []).append(printer.names[s])
-    lines = []
+    lines = list(after.get(-1, ()))
     for k, line in enumerate(program.lines):
         lines.append(line)
         lines.extend(after.get(k, ()))
@@ -124,10 +123,13 @@ def emit(compiled: Compiled) -> dict[str, str]:
     scalar = programs(compiled, MathScalarPrinter)
     batch = batch_programs(compiled)
     helpers = set().union(*(p.helpers for p in list(scalar.values()) + list(batch.values())))
+    uses_math = bool(helpers & {"_sigmoid_s", "_softplus_s", "_logaddexp_s", "_erf"}) or any(
+        "math." in text for p in scalar.values()
+        for text in [ln.rhs for ln in p.lines] + [o.text for o in p.outputs])
     body = render(
         "numpy_module.py.j2",
         name=ir.name, source=ir.source, reduce=ir.reduce,
         params=[(v.name, compiled.names[v.symbol]) for v in ir.params],
         inputs=[(v.name, compiled.names[v.symbol]) for v in ir.inputs],
-        scalar=scalar, batch=batch, helpers=sorted(helpers))
+        scalar=scalar, batch=batch, helpers=sorted(helpers), uses_math=uses_math)
     return {f"{ir.name}.py": with_header(body, ir.source, "#")}
