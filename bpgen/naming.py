@@ -25,11 +25,12 @@ log1p log2 logb lrint lround modf nan nearbyint nextafter pow remainder remquo r
 scalbln scalbn sin sinh sqrt tan tanh tgamma trunc isnan isinf isfinite signbit memcpy
 memset size_t errno INFINITY NAN HUGE_VAL
 """.split())
-#: Names the generated modules use themselves (module aliases, arguments, locals).
+#: Names the generated code uses next to user names: module aliases, the public API's
+#: arguments and functions. Every other internal name starts with `_`, which no legal()
+#: name does, so `x`, `n`, `i`, `m`, `out` stay the user's.
 GENERATED_RESERVED = set("""
-np numpy math ctypes os sys params data grads grad lr steps seed n scale loss losses
-forward value_and_grad sgd_step init_params train check_finite rng out work i m
-args value g shape p x k e arrays values step pk gk lib acc
+np numpy math ctypes params data lr steps seed check_finite
+loss forward value_and_grad sgd_step init_params train
 """.split())
 RESERVED = PYTHON_RESERVED | C_RESERVED | GENERATED_RESERVED
 

@@ -125,9 +125,10 @@ def test_backward_size_is_linear_in_depth():
 
 def test_names_are_mangled_deterministically():
     net = bp.Network("m")
-    lam, x = net.inputs(["lambda", "x"])
-    d_w, w, np_ = net.params("d_w w np")
-    net.loss("L", (lam - w * x - d_w - np_) ** 2)
+    lam, x, n = net.inputs(["lambda", "x", "n"])
+    d_w, w, np_, data = net.params("d_w w np data")
+    net.loss("L", (lam - w * x - d_w - np_ - data * n) ** 2)
     names = {str(k): v for k, v in compile_network(net, "m.py").names.items()}
-    assert names["lambda"] == "lambda_" and names["np"] == "np_" and names["x"] == "x_"
+    assert names["lambda"] == "lambda_" and names["np"] == "np_" and names["data"] == "data_"
+    assert names["x"] == "x" and names["n"] == "n"  # common names stay the user's
     assert names["d_w"] == "d_w" and names["d_w_"] == "d_w_"  # adjoint of w avoids d_w

@@ -65,7 +65,7 @@ def kernel(ir: IR, names: dict, outputs_in_place: bool) -> Kernel:
     table = dict(names)
     for eq in ir.equations:
         table.setdefault(eq.lhs, eq.lhs.name)  # materialised results keep their _rN name
-    texts = {s: (f"{t}[i]" if s in batched else t) for s, t in table.items()}
+    texts = {s: (f"{t}[_i]" if s in batched else t) for s, t in table.items()}
     printer = CPrinter(texts)
     program = make_program(ir, printer, TARGET)
     outputs = {o.text for o in program.outputs if o.batched}
@@ -75,13 +75,13 @@ def kernel(ir: IR, names: dict, outputs_in_place: bool) -> Kernel:
             uniform.append((line.lhs, line.rhs))
             continue
         name = table[eq.lhs]
-        if not (outputs_in_place and f"{name}[i]" in outputs):
+        if not (outputs_in_place and f"{name}[_i]" in outputs):
             arrays.append(name)
         if _CALL.search(line.rhs) or not loops or loops[-1][-1][2]:
             loops.append([])
         loops[-1].append((line.lhs, line.rhs, bool(_CALL.search(line.rhs))))
     loops = [[(lhs, rhs) for lhs, rhs, _ in loop] for loop in loops]
-    outs = [replace(o, text=o.text.removesuffix("[i]")) for o in program.outputs]
+    outs = [replace(o, text=o.text.removesuffix("[_i]")) for o in program.outputs]
     read = set().union(*(e.rhs.free_symbols for e in ir.equations),
                        *(r.expr.free_symbols for r in ir.results))
     params = [(k, names[v.symbol]) for k, v in enumerate(ir.params) if v.symbol in read]
