@@ -91,14 +91,19 @@ def hostile():
             (folder / "odd.py").write_text(HEADER.replace('"bad"', '"odd"') + body)
             done = run([sys.executable, "-m", "bpgen", "compile", "odd.py", "--target", "all",
                         "-o", "out"], cwd=folder)
-            imported = run([sys.executable, "-c", "import odd, odd_c; "
-                            "p = odd.init_params(0); d = {k: 0.5 for k in odd.INPUTS}; "
-                            "a = odd.value_and_grad(p, d); b = odd_c.value_and_grad(p, d); "
-                            "assert abs(a[0] - b[0]) <= 1e-12 * abs(a[0]) + 1e-300"],
+            imported = run([sys.executable, "-c", "import numpy as np, odd, odd_c\n"
+                            "p = odd.init_params(0)\n"
+                            "for d in ({k: 0.5 for k in odd.INPUTS},\n"
+                            "          {k: np.linspace(0.3, 1.7, 300) for k in odd.INPUTS}):\n"
+                            "    (a, ga), (b, gb) = odd.value_and_grad(p, d), "
+                            "odd_c.value_and_grad(p, d)\n"
+                            "    assert abs(a - b) <= 1e-12 * abs(a) + 1e-300, (a, b)\n"
+                            "    for k in ga:\n"
+                            "        assert abs(ga[k] - gb[k]) <= 1e-12 * abs(ga[k]) + 1e-300\n"],
                            cwd=folder / "out")
             good = done.returncode == 0 and imported.returncode == 0
             rows.append((name, "accepted", done.returncode,
-                         "compiles; NumPy and C agree" if good else imported.stderr[-200:], good))
+                         "compiles; NumPy and C agree (1 and 300 samples)" if good else imported.stderr[-200:], good))
     return rows
 
 

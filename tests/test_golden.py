@@ -82,3 +82,21 @@ def test_header_names_source_and_hash_detects_hand_edits(tmp_path, monkeypatch, 
     assert "lr*_g[k]*2" in module.read_text()
     assert run_cli("compile", "examples/seed.py", "-o", tmp_path, "--force") == 0
     assert module.read_text() == text
+
+
+def test_every_top_level_network_is_compiled_and_name_picks_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "two.py").write_text(
+        "import bpgen as bp\n"
+        "def make(name):\n"
+        "    net = bp.Network(name)\n"
+        "    x, y = net.inputs('x y')\n"
+        "    w = net.params('w')\n"
+        "    net.loss('L', (w * x - y) ** 2)\n"
+        "    return net\n"
+        "first = make('first')\n"
+        "second = make('second')\n")
+    assert run_cli("compile", "two.py", "-o", "all") == 0
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["first.py", "second.py"]
+    assert run_cli("compile", "two.py:second", "-o", "one") == 0
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["second.py"]
