@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass, field, replace
 
 from . import naming
-from .autodiff import differentiate
+from .autodiff import differentiate, differentiate_shaped
 from .dsl import Network
 from .errors import Diagnostic
 from .ir import FORWARD, IR, LOSS, TEMP, Result, depends_on, from_network
-from .passes import optimize, stabilize
+from .passes import SHAPED_PIPELINE, optimize, stabilize
 
 PROGRAMS = ("loss", "forward", "value_and_grad")
 
@@ -52,13 +52,19 @@ def compile_network(net: Network, source: str, progress=None) -> Compiled:
     diagnostics = list(net.diagnostics) + unused_warnings(ir)
     ir = stabilize.run(ir).validate()
     lap("front end")
-    grad_ir = differentiate(ir)
+    grad_ir = differentiate_shaped(ir) if ir.shaped else differentiate(ir)
     lap("autodiff")
     loss_only = replace(ir, results=tuple(r for r in ir.results if r.kind == "loss"))
     every_value = replace(ir, results=tuple(
-        Result(eq.lhs.name, eq.lhs, "value") for eq in ir.forward()))
-    programs = {"loss": optimize(loss_only), "forward": optimize(every_value),
-                "value_and_grad": optimize(grad_ir)}
+        Result(eq.lhs.name, eq.lhs, "value") for eq in ir.forward()
+        if eq.lhs not in ir.hidden))
+    if ir.shaped:
+        def pipeline(p):
+            return optimize(p, SHAPED_PIPELINE)
+    else:
+        pipeline = optimize
+    programs = {"loss": pipeline(loss_only), "forward": pipeline(every_value),
+                "value_and_grad": pipeline(grad_ir)}
     lap("passes")
     temporaries = {eq.lhs for p in programs.values() for eq in p.equations if eq.role == TEMP}
     order = [v.symbol for v in ir.inputs + ir.params] + [eq.lhs for eq in grad_ir.equations]
@@ -73,4 +79,4 @@ def unused_warnings(ir: IR) -> list[Diagnostic]:
     return [Diagnostic(f"equation {eq.lhs.name!r} does not affect the loss "
                        f"{ir.loss.name!r}; it is computed by forward() only", eq.origin)
             for eq in ir.equations[:loss_index]
-            if eq.role == FORWARD and eq.lhs not in used]
+            if eq.role == FORWARD and eq.lhs not in used and eq.lhs not in ir.hidden]

@@ -19,9 +19,11 @@ import os
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import sympy
 
 from .errors import DeclarationError, Diagnostic, Origin
+from .tensor import ShapeError, TensorSymbol, lower, shape_of
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _SPLIT = re.compile(r"[\s,]+")
@@ -55,6 +57,7 @@ class Declaration:
     shape: tuple[int, ...]
     origin: Origin | None
     latex: str | None = None
+    anonymous: bool = False  # made by the front end for a structural operation
 
 
 class Network:
@@ -96,7 +99,8 @@ class Network:
             self.diagnostics.append(Diagnostic(
                 f"equation {name!r} comes after the loss {self._loss.name!r} and cannot "
                 "affect it; it is computed by forward() only", origin))
-        return self._declare(name, "intermediate", expr, (), latex, origin)
+        expr, shape = self._lower(name, expr, origin)
+        return self._declare(name, "intermediate", expr, shape, latex, origin)
 
     def loss(self, name: str, expr, reduce: str = "mean", latex: str | None = None):
         """Declare the per-sample loss; `reduce` ("mean" or "sum") combines a batch."""
@@ -109,6 +113,11 @@ class Network:
             raise DeclarationError(
                 f"reduce must be 'mean' or 'sum', not {reduce!r}", origin)
         expr = self._check_expr(name, expr, origin)
+        expr, shape = self._lower(name, expr, origin)
+        if shape != ():
+            raise DeclarationError(
+                f"the loss {name!r} must be a per-sample scalar, but it has shape {shape} "
+                "(reduce it with bp.sum or bp.mean)", origin)
         symbol = self._declare(name, "loss", expr, (), latex, origin)
         self._loss = self._by_name[name]
         self.reduce = reduce
@@ -132,7 +141,30 @@ class Network:
         ]
         return "$\\begin{aligned}" + r" \\ ".join(rows) + "\\end{aligned}$"
 
+    @property
+    def shaped(self) -> bool:
+        """Whether any value has a shape (the network compiles through the tensor path)."""
+        return any(d.shape for d in self.declarations)
+
     # -- checks ------------------------------------------------------------------------
+    def _lower(self, name, expr, origin):
+        """Shape-check `expr` and give its structural operations their own equations."""
+        try:
+            shape = shape_of(expr)
+        except ShapeError as exc:
+            raise DeclarationError(f"equation {name!r}: {exc}", origin) from None
+        counts: dict[str, int] = {}
+
+        def declare(kind, sub):
+            counts[kind] = counts.get(kind, 0) + 1
+            base = f"{name}_{kind}" + (str(counts[kind]) if counts[kind] > 1 else "")
+            while base in self._by_name:
+                base += "_"
+            return self._declare(base, "intermediate", sub, shape_of(sub), None, origin,
+                                 anonymous=True)
+
+        return lower(expr, declare), shape
+
     def _declare_many(self, names, role: str, options: dict):
         origin = caller_origin()
         unknown = set(options) - {"latex"}
@@ -158,7 +190,8 @@ class Network:
         )
         return symbols[0] if single else symbols
 
-    def _declare(self, name, role, expr, shape, latex, origin) -> sympy.Symbol:
+    def _declare(self, name, role, expr, shape, latex, origin,
+                 anonymous=False) -> sympy.Symbol:
         if not isinstance(name, str) or not name.isidentifier():
             raise DeclarationError(f"{name!r} is not a valid name", origin)
         if name in self._by_name:
@@ -166,12 +199,13 @@ class Network:
             raise DeclarationError(
                 f"{name!r} is declared twice (first at {first.origin})", origin)
         shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
-        if shape != ():
+        if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
+                   for d in shape):
             raise DeclarationError(
-                f"{name!r}: shaped values (shape={shape}) are not supported yet; "
-                "declare scalars", origin)
-        symbol = sympy.Symbol(name, real=True)
-        decl = Declaration(name, symbol, role, expr, shape, origin, latex)
+                f"{name!r}: shape {shape} must be a tuple of positive integers", origin)
+        shape = tuple(int(d) for d in shape)
+        symbol = TensorSymbol(name, shape) if shape else sympy.Symbol(name, real=True)
+        decl = Declaration(name, symbol, role, expr, shape, origin, latex, anonymous)
         self.declarations.append(decl)
         self._by_name[name] = decl
         return symbol

@@ -18,6 +18,10 @@ import sympy
 from .dsl import Network
 from .errors import CompileError, Origin
 
+#: The number of samples in a batch, for expressions that need it (a value that is the
+#: same for every sample counts n times in a sum over samples).
+N_SAMPLES = sympy.Symbol("_n", positive=True)
+
 #: Equation roles, in the order they appear in a compiled function.
 FORWARD, LOSS, ADJOINT, GRAD, TEMP = "forward", "loss", "adjoint", "grad", "temp"
 
@@ -67,6 +71,8 @@ class IR:
     loss: sympy.Symbol
     reduce: str = "mean"
     latex: dict = field(default_factory=dict, compare=False, hash=False)
+    shaped: bool = False  # compiled by the tensor path (some value has a shape)
+    hidden: frozenset = frozenset()  # anonymous equations of structural operations
 
     # -- construction helpers ----------------------------------------------------------
     def with_equations(self, equations, results=None) -> "IR":
@@ -96,15 +102,22 @@ class IR:
         """
         varying = {v.symbol for v in self.inputs}
         for eq in self.equations:
-            if eq.rhs.free_symbols & varying:
+            if eq.rhs.free_symbols & varying and not getattr(eq.rhs, "batch_sum", False):
                 varying.add(eq.lhs)
         return varying
+
+    def shapes(self) -> dict:
+        """Every symbol's per-sample shape."""
+        table = {v.symbol: v.shape for v in self.inputs + self.params}
+        table.update({eq.lhs: eq.shape for eq in self.equations})
+        return table
 
     def validate(self) -> "IR":
         """Check single assignment, definition before use, and known shapes."""
         defined = {v.symbol for v in self.inputs + self.params}
         if len(defined) != len(self.inputs) + len(self.params):
             raise AssertionError("an input or parameter is declared twice")
+        defined.add(N_SAMPLES)
         for eq in self.equations:
             missing = eq.rhs.free_symbols - defined
             if missing:
@@ -112,8 +125,8 @@ class IR:
                 raise AssertionError(f"{eq.lhs} uses {names} before definition")
             if eq.lhs in defined:
                 raise AssertionError(f"{eq.lhs} is assigned twice")
-            if eq.shape != ():
-                raise AssertionError(f"{eq.lhs}: unsupported shape {eq.shape}")
+            if eq.shape and not self.shaped:
+                raise AssertionError(f"{eq.lhs}: shape {eq.shape} in a scalar IR")
             defined.add(eq.lhs)
         for r in self.results:
             missing = r.expr.free_symbols - defined
@@ -141,7 +154,8 @@ def from_network(net: Network, source: str) -> IR:
         for d in net.declarations if d.expr is not None)
     latex = {d.symbol: d.latex for d in net.declarations if d.latex}
     ir = IR(net.name, source, inputs, params, equations,
-            (Result(loss.name, loss.symbol, "loss"),), loss.symbol, net.reduce, latex)
+            (Result(loss.name, loss.symbol, "loss"),), loss.symbol, net.reduce, latex,
+            net.shaped, frozenset(d.symbol for d in net.declarations if d.anonymous))
     if not depends_on(ir, loss.symbol) & {p.symbol for p in params}:
         raise CompileError(f"the loss {loss.name!r} does not depend on any parameter",
                            loss.origin)

@@ -102,8 +102,9 @@ def hostile():
                             "        assert abs(ga[k] - gb[k]) <= 1e-12 * abs(ga[k]) + 1e-300\n"],
                            cwd=folder / "out")
             good = done.returncode == 0 and imported.returncode == 0
-            rows.append((name, "accepted", done.returncode,
-                         "compiles; NumPy and C agree (1 and 300 samples)" if good else imported.stderr[-200:], good))
+            note = "compiles; NumPy and C agree (1 and 300 samples)" if good \
+                else imported.stderr[-200:]
+            rows.append((name, "accepted", done.returncode, note, good))
     return rows
 
 

@@ -11,9 +11,11 @@ Before the reverse sweep, `stabilize` rewrites forms that overflow at large argu
 
 from __future__ import annotations
 
-from . import cse, dce, fold, reuse, stabilize  # noqa: F401
+from . import copies, cse, dce, fold, reuse, shapes, stabilize  # noqa: F401
 
 PIPELINE = (reuse, fold, dce, cse)
+#: Networks with shaped values also drop the copies the sweep and CSE leave behind.
+SHAPED_PIPELINE = PIPELINE + (shapes, copies, dce)
 
 
 def optimize(ir, passes=PIPELINE, check=True):

@@ -12,11 +12,14 @@ from ..ir import FORWARD, LOSS, IR
 
 
 def run(ir: IR) -> IR:
+    # operands of structural operations (matmul, sums, ...) stay arrays
+    structural = set().union(*[eq.rhs.free_symbols for eq in ir.equations
+                               if eq.rhs.is_Atom is False and hasattr(eq.rhs, "operands")])
     constants = {}
     equations = []
     for eq in ir.equations:
         rhs = eq.rhs.xreplace(constants) if constants else eq.rhs
-        if not rhs.free_symbols:
+        if not rhs.free_symbols and eq.lhs not in structural:
             constants[eq.lhs] = rhs
             if eq.role not in (FORWARD, LOSS):
                 continue

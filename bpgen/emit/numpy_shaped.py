@@ -1,0 +1,173 @@
+"""The Python/NumPy target for networks with shaped values.
+
+Every value is an array: a per-sample value of shape S is held for the whole batch as
+(N, *S) (the batch axis first), a value that is the same for every sample (a parameter,
+`W1.T`) as S. Elementwise equations print as one NumPy expression each (NumPy's
+broadcasting lines up trailing axes; a per-sample value of lower rank gets `[:, None]`);
+contractions print as `@` (BLAS) where they are matrix products, `np.sum` where they are
+sums, and `np.einsum` otherwise. Nothing loops over samples in Python.
+"""
+
+from __future__ import annotations
+
+from ..compiler import Compiled
+from ..ir import ADJOINT, GRAD, IR
+from ..tensor import Einsum, LogSumExp, Reshape, shape_of
+from .common import Line, Output, Program, print_expr, render, with_header
+from .printers import NumpyArrayPrinter
+
+TARGET = "numpy"
+BATCH = "Z"  # the batch axis's letter in full einsum subscripts
+
+
+class ShapedNumpyPrinter(NumpyArrayPrinter):
+    """Symbols of lower per-sample rank than the equation get new axes after the batch."""
+
+    def __init__(self, names, shapes, batched):
+        super().__init__(names)
+        self.shapes, self.batched, self.rank = shapes, batched, 0
+
+    def _print_Symbol(self, expr):
+        name = self.names[expr]
+        missing = self.rank - len(self.shapes.get(expr, ()))
+        if expr in self.batched and missing > 0:
+            return f"{name}[:{', None' * missing}]"
+        return name
+
+
+def full_subscripts(node: Einsum, batched: set) -> tuple[list[str], str]:
+    """The einsum subscripts of the batch arrays: 'Z' leads each per-sample operand."""
+    ins, out = node.subscripts
+    flags = [op in batched for op in node.operands]
+    ins = [BATCH + s if f else s for s, f in zip(ins, flags)]
+    if any(flags) and not node.batch_sum:
+        out = BATCH + out
+    return ins, out
+
+
+def matmul_text(ins, out, texts, ndims) -> str | None:
+    """`P @ Q` (with .T where needed) when the contraction is a matrix product, else None."""
+    if len(ins) != 2:
+        return None
+    for (p, tp, np_), (q, tq, nq) in ((zip(ins, texts, ndims)), reversed(list(
+            zip(ins, texts, ndims)))):
+        contracted = (set(p) & set(q)) - set(out)
+        if len(contracted) != 1 or set(p) & set(q) & set(out):
+            continue
+        (c,) = contracted
+        if p.endswith(c):
+            fp = p[:-1]
+        elif len(p) == 2 and p[0] == c and np_ == 2:
+            fp, tp = p[1], f"{tp}.T"
+        else:
+            continue
+        if q.startswith(c) and len(q) <= 2:
+            fq = q[1:]
+        elif len(q) == 2 and q[1] == c and nq == 2:
+            fq, tq = q[0], f"{tq}.T"
+        else:
+            continue
+        if out == fp + fq:
+            return f"{tp} @ {tq}"
+    return None
+
+
+def einsum_text(node: Einsum, names, batched) -> str:
+    ins, out = full_subscripts(node, batched)
+    texts = [names[op] for op in node.operands]
+    ndims = [len(s) for s in ins]
+    if len(ins) == 1:
+        (a,), (t,) = ins, texts
+        if out == a:
+            return t
+        if all(c in a for c in out) and "".join(c for c in a if c in out) == out:
+            axes = [k for k, c in enumerate(a) if c not in out]
+            if len(axes) == len(a):
+                return f"np.sum({t})"
+            axis = axes[0] if len(axes) == 1 else tuple(axes)
+            return f"np.sum({t}, axis={axis})"
+        if len(a) == 2 and out == a[::-1]:
+            return f"{t}.T"
+    text = matmul_text(ins, out, texts, ndims)
+    if text is not None:
+        return text
+    return f"np.einsum('{','.join(ins)}->{out}', {', '.join(texts)})"
+
+
+def structural_text(rhs, names, batched, shapes) -> str:
+    if isinstance(rhs, Einsum):
+        return einsum_text(rhs, names, batched)
+    (operand,) = rhs.operands
+    is_batched = operand in batched
+    if isinstance(rhs, Reshape):
+        dims = (("-1",) if is_batched else ()) + tuple(str(d) for d in rhs.shape)
+        return f"{names[operand]}.reshape({tuple_text(dims)})"
+    if isinstance(rhs, LogSumExp):
+        return f"_logsumexp({names[operand]}, {rhs.axis + int(is_batched)})"
+    raise AssertionError(f"no NumPy form for {type(rhs).__name__}")
+
+
+def tuple_text(items) -> str:
+    return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
+
+
+def program(ir: IR, names: dict) -> Program:
+    shapes = ir.shapes()
+    batched = ir.batched()
+    printer = ShapedNumpyPrinter(names, shapes, batched)
+    lines, in_backward = [], False
+    for eq in ir.equations:
+        in_backward = in_backward or eq.role in (ADJOINT, GRAD)
+        is_batched = eq.lhs in batched
+        if hasattr(eq.rhs, "operands"):
+            text = structural_text(eq.rhs, names, batched, shapes)
+        else:
+            printer.rank = len(eq.shape)
+            text = print_expr(printer, eq.rhs, eq.origin, TARGET)
+            rhs_batched = bool(eq.rhs.free_symbols & batched)
+            if shape_of(eq.rhs, shapes) != eq.shape or (is_batched and not rhs_batched):
+                full = (("_n",) if is_batched else ()) + tuple(str(d) for d in eq.shape)
+                text = f"np.broadcast_to({text}, {tuple_text(full)})"
+        lines.append(Line(names[eq.lhs], text, is_batched, in_backward))
+    outputs = []
+    for r in ir.results:
+        if r.expr == 0:
+            shape = shapes.get(next((p.symbol for p in ir.params if p.name == r.key), None), ())
+            text = f"np.zeros({shape})" if shape else "0.0"
+            outputs.append(Output(r.key, text, False, r.kind))
+            continue
+        printer.rank = 0
+        text = print_expr(printer, r.expr, None, TARGET)
+        outputs.append(Output(r.key, text, bool(r.expr.free_symbols & batched), r.kind))
+    return Program(tuple(lines), tuple(outputs), frozenset(printer.helpers))
+
+
+def init_spec(ir: IR) -> list[tuple[str, tuple, str]]:
+    """(name, shape, how) per parameter: 'glorot' for matrices, 'zeros' for vectors,
+    'one' for scalars (a scalar is usually a scale or a temperature)."""
+    spec = []
+    for p in ir.params:
+        how = "glorot" if len(p.shape) >= 2 else ("zeros" if p.shape else "one")
+        spec.append((p.name, p.shape, how))
+    return spec
+
+
+def template_data(compiled: Compiled) -> dict:
+    ir = compiled.ir
+    return dict(
+        name=ir.name, source=ir.source, reduce=ir.reduce,
+        params=[(v.name, compiled.names[v.symbol], v.shape) for v in ir.params],
+        inputs=[(v.name, compiled.names[v.symbol], v.shape) for v in ir.inputs],
+        init=init_spec(ir))
+
+
+def emit(compiled: Compiled) -> dict[str, str]:
+    ir = compiled.ir
+    progs = {name: program(p, compiled.names) for name, p in compiled.programs.items()}
+    helpers = set().union(*(p.helpers for p in progs.values()))
+    body = render("numpy_shaped.py.j2", programs=progs, helpers=sorted(helpers),
+                  uses_lse=any("_logsumexp(" in ln.rhs for p in progs.values()
+                               for ln in p.lines),
+                  **template_data(compiled))
+    return {f"{ir.name}.py": with_header(body, ir.source, "#")}
+

@@ -1,0 +1,382 @@
+"""Shaped values: tensor symbols, the structural operations, and shape inference.
+
+A network may declare shaped inputs and parameters (`net.param("W1", shape=(64, 32))`).
+The user writes the math for ONE sample; the batch axis is implicit and added by the
+targets. Two kinds of operation build expressions over shaped values:
+
+* elementwise: any SymPy arithmetic or function, with NumPy broadcasting. The expression
+  is an ordinary SymPy expression whose symbols stand for "the element at this index";
+  its shape is the broadcast of its symbols' shapes (`shape_of`).
+* structural: matmul, transpose, sums, log-sum-exp and reshapes, each a node below
+  (`Einsum`, `LogSumExp`, `Reshape`). The front end gives every structural node its own
+  equation (`lower`), so an IR equation is either elementwise or one structural node.
+
+Matmul, transpose and sums are all `Einsum` nodes: one contraction rule in the autodiff,
+one loop-nest generator in C, and a printer that maps the common forms back to `@`, `.T`
+and `np.sum`.
+"""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import sympy
+from sympy import Integer, Tuple
+from sympy.core.symbol import Str
+
+from .errors import DeclarationError
+
+
+class TensorSymbol(sympy.Symbol):
+    """A declared shaped value: an input, a parameter or an equation's left-hand side."""
+
+    def __new__(cls, name: str, shape: tuple[int, ...]):
+        obj = sympy.Symbol.__xnew__(cls, name, real=True)
+        obj._shape = tuple(int(d) for d in shape)
+        return obj
+
+    def __getnewargs_ex__(self):
+        return (self.name, self._shape), {}
+
+    def _hashable_content(self):
+        return super()._hashable_content() + (self._shape,)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def T(self):  # noqa: N802 - NumPy's spelling
+        return transpose(self)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
+
+
+class Structural(sympy.Expr):
+    """A structural operation: its operands are the trailing args from `first_operand`."""
+
+    is_commutative = True
+    is_real = True
+    first_operand = 0
+
+    @property
+    def operands(self):
+        return self.args[self.first_operand:]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.shape_in()
+
+    def with_operands(self, operands):
+        return self.func(*self.args[:self.first_operand], *operands)
+
+    @property
+    def T(self):  # noqa: N802
+        return transpose(self)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
+
+
+class Einsum(Structural):
+    """`np.einsum(spec, *operands)` per sample; spec letters index per-sample axes.
+
+    `batch_sum` (only made by the autodiff): also sum over the samples, so the result is
+    one value for the whole batch (a parameter's gradient), not one per sample.
+    """
+
+    first_operand = 2
+
+    def __new__(cls, spec, batch_sum, *operands):
+        spec = spec if isinstance(spec, Str) else Str(spec)
+        return sympy.Expr.__new__(cls, spec, Integer(int(batch_sum)), *operands)
+
+    @property
+    def spec(self) -> str:
+        return self.args[0].name
+
+    @property
+    def batch_sum(self) -> bool:
+        return bool(self.args[1])
+
+    @property
+    def subscripts(self):
+        ins, out = self.spec.split("->")
+        return ins.split(","), out
+
+    def sizes(self, table=None) -> dict[str, int]:
+        ins, _ = self.subscripts
+        sizes: dict[str, int] = {}
+        for sub, op in zip(ins, self.operands):
+            for letter, dim in zip(sub, shape_of(op, table)):
+                sizes.setdefault(letter, dim)
+        return sizes
+
+    def shape_in(self, table=None):
+        sizes = self.sizes(table)
+        return tuple(sizes[c] for c in self.subscripts[1])
+
+    def _sympystr(self, printer):
+        ops = ", ".join(printer._print(a) for a in self.operands)
+        total = ", summed over samples" if self.batch_sum else ""
+        return f"einsum('{self.spec}', {ops}{total})"
+
+
+class LogSumExp(Structural):
+    """log(sum(exp(v), axis)), computed as max + log(sum(exp(v - max)))."""
+
+    def __new__(cls, operand, axis):
+        return sympy.Expr.__new__(cls, operand, Integer(axis))
+
+    first_operand = 0
+
+    @property
+    def operands(self):
+        return self.args[:1]
+
+    def with_operands(self, operands):
+        return self.func(operands[0], self.args[1])
+
+    @property
+    def axis(self) -> int:
+        return int(self.args[1])
+
+    def shape_in(self, table=None):
+        shape = shape_of(self.args[0], table)
+        return shape[:self.axis] + shape[self.axis + 1:]
+
+    def _sympystr(self, printer):
+        return f"logsumexp({printer._print(self.args[0])}, axis={self.axis})"
+
+
+class Reshape(Structural):
+    """The same elements (row-major) under another shape; free in C."""
+
+    def __new__(cls, operand, shape):
+        return sympy.Expr.__new__(cls, operand, Tuple(*[Integer(d) for d in shape]))
+
+    @property
+    def operands(self):
+        return self.args[:1]
+
+    def with_operands(self, operands):
+        return self.func(operands[0], self.args[1])
+
+    def shape_in(self, table=None):
+        return tuple(int(d) for d in self.args[1])
+
+    def _sympystr(self, printer):
+        return f"reshape({printer._print(self.args[0])}, {self.shape})"
+
+
+STRUCTURAL = (Einsum, LogSumExp, Reshape)
+
+
+# -- shapes ------------------------------------------------------------------------------
+def shape_of(expr, table=None) -> tuple[int, ...]:
+    """The per-sample shape of an expression (broadcasting elementwise operations).
+
+    Symbols carry their shapes (TensorSymbol) or are looked up in `table`.
+    """
+    if isinstance(expr, sympy.Symbol):
+        if table is not None and expr in table:
+            return table[expr]
+        return getattr(expr, "shape", ())
+    if isinstance(expr, Structural):
+        return expr.shape_in(table)
+    if not isinstance(expr, sympy.Basic) or not expr.args or expr.is_Atom:
+        return ()
+    shape: tuple[int, ...] = ()
+    for arg in expr.args:
+        if isinstance(arg, sympy.Basic) and not isinstance(arg, (Str, Tuple)):
+            shape = broadcast(shape, shape_of(arg, table))
+    return shape
+
+
+def make_symbol(name: str, shape) -> sympy.Symbol:
+    """A symbol for a value of this shape (a plain real Symbol for a scalar)."""
+    return TensorSymbol(name, shape) if shape else sympy.Symbol(name, real=True)
+
+
+def broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    if a == b or not b:
+        return a
+    if not a:
+        return b
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        raise ShapeError(f"shapes {a} and {b} do not broadcast") from None
+
+
+class ShapeError(ValueError):
+    """Raised by shape inference; the front end adds the declaration's origin."""
+
+
+def is_shaped(expr) -> bool:
+    return bool(expr.atoms(TensorSymbol)) or bool(expr.atoms(*STRUCTURAL))
+
+
+# -- user-facing operations ----------------------------------------------------------------
+def _fail(message: str):
+    from .dsl import caller_origin
+    raise DeclarationError(message, caller_origin())
+
+
+def _operand(value, what: str):
+    try:
+        expr = sympy.sympify(value, strict=True)
+    except (sympy.SympifyError, TypeError):
+        _fail(f"{what}: {value!r} is not a SymPy expression")
+    try:
+        return expr, shape_of(expr)
+    except ShapeError as exc:
+        _fail(f"{what}: {exc}")
+
+
+def matmul(a, b):
+    """`a @ b` per sample: vector·matrix, matrix·vector, matrix·matrix or vector·vector."""
+    (a, sa), (b, sb) = _operand(a, "@"), _operand(b, "@")
+    if not sa or not sb or len(sa) > 2 or len(sb) > 2:
+        _fail(f"@ needs vectors or matrices, got shapes {sa} and {sb}")
+    k_a = sa[-1]
+    k_b = sb[0] if len(sb) == 1 else sb[-2]
+    if k_a != k_b:
+        _fail(f"@: shapes {sa} and {sb} do not match (inner sizes {k_a} and {k_b})")
+    left = "ij"[2 - len(sa):]      # 'j' for a vector, 'ij' for a matrix
+    right = "jk"[:len(sb)]         # 'j' for a vector, 'jk' for a matrix
+    out = left[:-1] + right[1:]
+    return Einsum(f"{left},{right}->{out}", 0, a, b)
+
+
+def dot(a, b):
+    """The inner product of two vectors of one size (a per-sample scalar)."""
+    (_, sa), (_, sb) = _operand(a, "dot"), _operand(b, "dot")
+    if len(sa) != 1 or sa != sb:
+        _fail(f"dot needs two vectors of one size, got shapes {sa} and {sb}")
+    return matmul(a, b)
+
+
+def transpose(a):
+    """The transpose of a matrix (a vector or scalar is its own transpose, as in NumPy)."""
+    a, sa = _operand(a, "transpose")
+    if len(sa) < 2:
+        return a
+    letters = string.ascii_lowercase[:len(sa)]
+    return Einsum(f"{letters}->{letters[::-1]}", 0, a)
+
+
+def _axes(shape, axis, what) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(len(shape)))
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    out = []
+    for ax in axes:
+        if not isinstance(ax, (int, np.integer)) or isinstance(ax, bool) \
+                or not -len(shape) <= ax < len(shape):
+            _fail(f"{what}: axis {ax!r} is out of range for shape {shape}")
+        out.append(int(ax) % len(shape))
+    if len(set(out)) != len(out):
+        _fail(f"{what}: axis {axis!r} repeats an axis")
+    return tuple(sorted(out))
+
+
+def sum(v, axis=None):  # noqa: A001 - NumPy's name
+    """The sum of `v` over `axis` (an int, a tuple, or None for every axis)."""
+    v, shape = _operand(v, "sum")
+    axes = _axes(shape, axis, "sum")
+    if not shape or not axes:
+        return v
+    letters = string.ascii_lowercase[:len(shape)]
+    out = "".join(c for k, c in enumerate(letters) if k not in axes)
+    return Einsum(f"{letters}->{out}", 0, v)
+
+
+def mean(v, axis=None):
+    """The mean of `v` over `axis`."""
+    v, shape = _operand(v, "mean")
+    axes = _axes(shape, axis, "mean")
+    count = int(np.prod([shape[a] for a in axes])) if shape else 1
+    return sum(v, axis) / count
+
+
+def logsumexp(v, axis=-1):
+    """log(sum(exp(v), axis)), stable for any magnitude (computed around the maximum)."""
+    v, shape = _operand(v, "logsumexp")
+    if not shape:
+        return v
+    (ax,) = _axes(shape, axis, "logsumexp") if not isinstance(axis, (tuple, list)) else \
+        _fail("logsumexp: axis must be one int")
+    return LogSumExp(v, ax)
+
+
+def _keepdims(reduced, shape, axis):
+    """`reduced` (shape without `axis`) broadcastable against `shape` again."""
+    if axis == 0:
+        return reduced  # NumPy aligns trailing axes: nothing to insert
+    return Reshape(reduced, shape[:axis] + (1,) + shape[axis + 1:])
+
+
+def softmax(v, axis=-1):
+    """exp(v - logsumexp(v)) along `axis`: probabilities, stable for any magnitude."""
+    v, shape = _operand(v, "softmax")
+    if not shape:
+        return sympy.S.One
+    (ax,) = _axes(shape, axis, "softmax")
+    return sympy.exp(v - _keepdims(LogSumExp(v, ax), shape, ax))
+
+
+def softmax_cross_entropy(logits, onehot, axis=-1):
+    """-sum(onehot * log(softmax(logits))) = logsumexp(logits) - sum(onehot * logits)."""
+    (logits, sl), (onehot, so) = (_operand(logits, "softmax_cross_entropy"),
+                                  _operand(onehot, "softmax_cross_entropy"))
+    if not sl:
+        _fail("softmax_cross_entropy needs vector logits, got a scalar")
+    try:
+        broadcast(sl, so)
+    except ShapeError:
+        _fail(f"softmax_cross_entropy: logits of shape {sl} and targets of shape {so} "
+              "do not match")
+    (ax,) = _axes(sl, axis, "softmax_cross_entropy")
+    return LogSumExp(logits, ax) - sum(onehot * logits, ax)
+
+
+# -- lowering: one structural node per equation ------------------------------------------------
+def lower(expr, declare):
+    """Give every structural node inside `expr` its own equation.
+
+    `declare(kind, expr)` declares an anonymous equation and returns its symbol. The
+    operands of a structural node become symbols; the top node stays in `expr`.
+    """
+    def visit(e, top=False):
+        if isinstance(e, Structural):
+            operands = []
+            for op in e.operands:
+                op = visit(op)
+                if not op.is_Symbol:
+                    op = declare("in", op)
+                operands.append(op)
+            node = e.with_operands(operands)
+            return node if top else declare(_kind(node), node)
+        if not e.args or e.is_Atom:
+            return e
+        args = [visit(a) for a in e.args]
+        return e.func(*args) if any(a is not b for a, b in zip(args, e.args)) else e
+    return visit(expr, top=True)
+
+
+def _kind(node) -> str:
+    if isinstance(node, Einsum):
+        ins, out = node.subscripts
+        if len(ins) == 2:
+            return "matmul"
+        return "T" if sorted(ins[0]) == sorted(out) else "sum"
+    return "lse" if isinstance(node, LogSumExp) else "reshape"
