@@ -11,7 +11,7 @@ sums, and `np.einsum` otherwise. Nothing loops over samples in Python.
 from __future__ import annotations
 
 from ..compiler import Compiled
-from ..ir import ADJOINT, GRAD, IR
+from ..ir import ADJOINT, GRAD, IR, N_SAMPLES
 from ..tensor import Einsum, LogSumExp, Reshape, shape_of
 from .common import Line, Output, Program, print_expr, render, with_header
 from .printers import NumpyArrayPrinter
@@ -28,6 +28,8 @@ class ShapedNumpyPrinter(NumpyArrayPrinter):
         self.shapes, self.batched, self.rank = shapes, batched, 0
 
     def _print_Symbol(self, expr):
+        if expr == N_SAMPLES:
+            return "_n"
         name = self.names[expr]
         missing = self.rank - len(self.shapes.get(expr, ()))
         if expr in self.batched and missing > 0:

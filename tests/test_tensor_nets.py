@@ -1,0 +1,172 @@
+"""Networks with shaped values (tests/tensor_nets/*.py), both targets, against plain NumPy.
+
+Each file defines `net`, `reference(params, data)` (the per-sample losses, shape (N,),
+written by hand in NumPy), `sample(rng, n)`, and optionally `params(rng)` and
+`valid(params, data)`. Every entry of every parameter's gradient is compared with central
+finite differences of the reference; never with bpgen's own output.
+"""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, import_file, run_cli
+
+NETS = sorted((ROOT / "tests" / "tensor_nets").glob("*.py"))
+
+
+class TensorNet:
+    def __init__(self, path: Path, out: Path):
+        self.desc = runpy.run_path(str(path))
+        self.name = self.desc["net"].name
+        self.modules = {
+            "numpy": import_file(out / f"{self.name}.py", f"_tensor_{self.name}"),
+            "c": import_file(out / f"{self.name}_c.py", f"_tensor_{self.name}_c")}
+
+    def params(self, rng):
+        if "params" in self.desc:
+            return self.desc["params"](rng)
+        shapes = self.modules["numpy"].SHAPES
+        return {k: rng.normal(0.0, 0.6, shapes[k]) if shapes[k] else float(rng.normal())
+                for k in self.modules["numpy"].PARAMS}
+
+    def draw(self, seed, n):
+        rng = np.random.default_rng(seed)
+        params = self.params(rng)
+        data = self.desc["sample"](rng, 4 * n)
+        keep = np.arange(4 * n)
+        if "valid" in self.desc:
+            keep = np.flatnonzero(self.desc["valid"](params, data))
+        assert len(keep) >= n
+        return params, {k: v[keep[:n]] for k, v in data.items()}
+
+    def reduced(self, params, data, reduce):
+        losses = self.desc["reference"](params, data)
+        assert losses.shape == (len(next(iter(data.values()))),)
+        return losses.sum() if reduce == "sum" else losses.mean()
+
+
+@pytest.fixture(scope="module")
+def tensor_nets(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tensor_nets")
+    for path in NETS:
+        assert run_cli("compile", path, "--target", "all", "-o", out) == 0, path
+    return {p.stem: TensorNet(p, out) for p in NETS}
+
+
+@pytest.fixture(params=[p.stem for p in NETS])
+def tnet(request, tensor_nets):
+    return tensor_nets[request.param]
+
+
+def finite_differences(tnet, params, data, reduce):
+    grads = {}
+    for k, value in params.items():
+        value = np.asarray(value, dtype=np.float64)
+        g = np.zeros(value.shape)
+        for index in np.ndindex(value.shape):
+            h = 1e-6 * max(1.0, abs(value[index]))
+            up, down = value.copy(), value.copy()
+            up[index] += h
+            down[index] -= h
+            g[index] = (tnet.reduced({**params, k: up}, data, reduce)
+                        - tnet.reduced({**params, k: down}, data, reduce)) / (2 * h)
+        grads[k] = g
+    return grads
+
+
+def test_there_are_enough_tensor_nets():
+    assert len(NETS) >= 8
+
+
+@pytest.mark.parametrize("target", ["numpy", "c"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradient_matches_finite_differences(tnet, target, seed):
+    module = tnet.modules[target]
+    params, data = tnet.draw(seed, 6)
+    value, grads = module.value_and_grad(params, data)
+    expected_value = tnet.reduced(params, data, module.REDUCE)
+    assert value == pytest.approx(expected_value, rel=1e-12, abs=1e-12)
+    assert module.loss(params, data) == pytest.approx(expected_value, rel=1e-12, abs=1e-12)
+    expected = finite_differences(tnet, params, data, module.REDUCE)
+    assert list(grads) == list(module.PARAMS)
+    for k in module.PARAMS:
+        g = np.asarray(grads[k])
+        assert g.shape == module.SHAPES[k], k
+        scale = max(1.0, np.abs(expected[k]).max())
+        np.testing.assert_allclose(g, expected[k], rtol=2e-6, atol=2e-7 * scale, err_msg=k)
+
+
+@pytest.mark.parametrize("target", ["numpy", "c"])
+def test_one_sample_without_batch_axis(tnet, target):
+    module = tnet.modules[target]
+    params, data = tnet.draw(5, 1)
+    single = {k: v[0] for k, v in data.items()}
+    value, grads = module.value_and_grad(params, single)
+    assert value == pytest.approx(tnet.reduced(params, data, module.REDUCE), rel=1e-12)
+    expected = finite_differences(tnet, params, data, module.REDUCE)
+    for k in module.PARAMS:
+        scale = max(1.0, np.abs(expected[k]).max())
+        np.testing.assert_allclose(grads[k], expected[k], rtol=2e-6, atol=2e-7 * scale)
+
+
+def test_targets_agree_on_a_large_batch(tnet):
+    params, data = tnet.draw(7, 700)
+    vn, gn = tnet.modules["numpy"].value_and_grad(params, data)
+    vc, gc = tnet.modules["c"].value_and_grad(params, data)
+    assert vc == pytest.approx(vn, rel=1e-11)
+    for k in gn:
+        scale = np.abs(gn[k]).max()
+        np.testing.assert_allclose(gc[k], gn[k], rtol=1e-10, atol=1e-12 * scale, err_msg=k)
+    fn = tnet.modules["numpy"].forward(params, data)
+    fc = tnet.modules["c"].forward(params, data)
+    assert list(fn) == list(fc)
+    for k in fn:
+        assert fc[k].shape == fn[k].shape
+        np.testing.assert_allclose(fc[k], fn[k], rtol=1e-11, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("target", ["numpy", "c"])
+def test_training_lowers_the_loss_and_targets_agree(tnet, target):
+    params, data = tnet.draw(8, 40)
+    module = tnet.modules[target]
+    lr = 1e-4 if tnet.name == "large_logits" else 0.05
+    final, losses = module.train(params, data, lr, 30)
+    assert losses.shape == (30,)
+    assert losses[-1] < losses[0]
+    assert module.loss(final, data) < losses[0]
+    other = tnet.modules["c" if target == "numpy" else "numpy"]
+    final_other, losses_other = other.train(params, data, lr, 30)
+    np.testing.assert_allclose(losses, losses_other, rtol=1e-9)
+    for k in final:
+        assert np.shape(final[k]) == module.SHAPES[k]
+        np.testing.assert_allclose(final[k], final_other[k], rtol=1e-9, atol=1e-12)
+    # the caller's parameters are not modified
+    again, _ = module.train(params, data, lr, 1)
+    assert module.loss(params, data) == pytest.approx(losses[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("target", ["numpy", "c"])
+def test_sgd_step_is_one_step_of_train(tnet, target):
+    module = tnet.modules[target]
+    params, data = tnet.draw(9, 10)
+    value, stepped = module.sgd_step(params, data, 0.01)
+    trained, losses = module.train(params, data, 0.01, 1)
+    assert value == pytest.approx(losses[0], rel=1e-12)
+    for k in stepped:
+        np.testing.assert_allclose(stepped[k], trained[k], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("target", ["numpy", "c"])
+def test_init_params_shapes_and_reproducibility(tnet, target):
+    module = tnet.modules[target]
+    a, b = module.init_params(3), module.init_params(3)
+    assert list(a) == list(module.PARAMS)
+    for k in a:
+        assert np.shape(a[k]) == module.SHAPES[k]
+        np.testing.assert_array_equal(a[k], b[k])
+        np.testing.assert_array_equal(a[k], tnet.modules["numpy"].init_params(3)[k])
