@@ -44,7 +44,10 @@ def load_networks(spec: str) -> tuple[str, list[Network]]:
     except BpgenError:
         raise
     except Exception as exc:
-        raise LoadError(f"{type(exc).__name__}: {exc}", _user_origin(exc, shown)) from None
+        message = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, TypeError) and "for @" in str(exc):
+            message += " (an operand of @ must be a declared value; use bp.matmul(a, b))"
+        raise LoadError(message, _user_origin(exc, shown)) from None
     finally:
         sys.path.pop(0)
     networks = [v for v in namespace.values() if isinstance(v, Network)]

@@ -43,6 +43,23 @@ CASES = [
      "uses the loss"),
     ("not an expression", 'net.eq("s", "w +")\n', 6, "is not a SymPy expression"),
     ("bad reduce", 'net.loss("L", (y - w) ** 2, reduce="max")\n', 6, "reduce must be"),
+    # shaped values
+    ("matmul mismatch", 'v = net.input("v", shape=(64,))\nW = net.param("W", shape=(32, 10))\n'
+     'h = net.eq("h", bp.tanh(v @ W))\n', 8,
+     "@: shapes (64,) and (32, 10) do not match (inner sizes 64 and 32)"),
+    ("broadcast mismatch", 'v = net.input("v", shape=(4,))\nc = net.param("c", shape=(3,))\n'
+     'h = net.eq("h", v + c)\n', 8, "equation 'h': shapes (3,) and (4,) do not broadcast"),
+    ("non-scalar loss", 'v = net.input("v", shape=(4,))\nc = net.param("c", shape=(4,))\n'
+     'net.loss("L", v * c)\n', 8,
+     "the loss 'L' must be a per-sample scalar, but it has shape (4,)"),
+    ("unknown axis", 'v = net.input("v", shape=(4,))\nc = net.param("c", shape=(4,))\n'
+     'net.loss("L", bp.sum(v * c, axis=1))\n', 8, "sum: axis 1 is out of range for shape (4,)"),
+    ("bad shape", 'v = net.input("v", shape=(4, 0))\n', 6,
+     "'v': shape (4, 0) must be a tuple of positive integers"),
+    ("matmul of scalars", 'v = net.input("v", shape=(4,))\nnet.loss("L", bp.sum(v @ w))\n',
+     7, "@ needs vectors or matrices, got shapes (4,) and ()"),
+    ("matmul of expressions", 'v = net.input("v", shape=(4,))\nc = net.param("c", shape=(4,))\n'
+     'net.loss("L", (v + c) @ (v - c))\n', 8, "use bp.matmul(a, b)"),
 ]
 
 
