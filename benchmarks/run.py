@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # all benchmarks (about a minute)
     python benchmarks/run.py --quick    # fewer repetitions
+    python benchmarks/run.py --only mlp # one benchmark (seed, latency, chain, mlp, compile)
 
 Every figure is a median over repeated calls; ratios are against a baseline measured in
 the same run on the same machine. JAX and PyTorch are timed when they are installed.
@@ -108,11 +109,28 @@ def hand_chain(p, d, depth):
     return r @ r, grads
 
 
+def hand_mlp(p, d):
+    """The 64-32-10 MLP's backprop as one would write it by hand in NumPy."""
+    x, y = d["x"], d["y"]
+    n = len(x)
+    h = np.tanh(x @ p["W1"] + p["b1"])
+    logits = h @ p["W2"] + p["b2"]
+    m = logits.max(axis=1, keepdims=True)
+    e = np.exp(logits - m)
+    s = e.sum(axis=1, keepdims=True)
+    loss = np.mean(np.log(s[:, 0]) + m[:, 0] - (y * logits).sum(axis=1))
+    d_logits = (e / s - y) / n
+    d_h = d_logits @ p["W2"].T
+    d_pre = d_h * (1 - h * h)
+    return loss, {"W1": x.T @ d_pre, "b1": d_pre.sum(axis=0),
+                  "W2": h.T @ d_logits, "b2": d_logits.sum(axis=0)}
+
+
 def check_close(name, got, want):
     value, grads = got
     assert abs(value - want[0]) <= 1e-9 * abs(want[0]), name
     for k, g in want[1].items():
-        assert abs(grads[k] - g) <= 1e-9 * max(1.0, abs(g)), (name, k)
+        assert np.all(np.abs(grads[k] - g) <= 1e-9 * np.maximum(1.0, np.abs(g))), (name, k)
 
 
 def row(label, seconds, base=None, unit="ms"):
@@ -210,6 +228,45 @@ def bench_chain(out, repeat):
         print(f"  {label}: gradient / forward time = {grad / fwd:.2f} (aim: at most 2)")
 
 
+def bench_mlp(out, repeat, frameworks):
+    n = 256
+    mlp_source = (ROOT / "examples" / "mlp_digits.py").read_text()
+    gen, gen_c = compile_net(mlp_source.replace('Network("mlp")', 'Network("mlpbench")'),
+                             out, "mlpbench")
+    rng = np.random.default_rng(2)
+    data = {"x": rng.random((n, 64)), "y": np.eye(10)[rng.integers(0, 10, n)]}
+    params = gen.init_params(0)
+    params["b1"] = rng.normal(0, 0.1, 32)
+    params["b2"] = rng.normal(0, 0.1, 10)
+    want = hand_mlp(params, data)
+    check_close("numpy mlp", gen.value_and_grad(params, data), want)
+    check_close("c mlp", gen_c.value_and_grad(params, data), want)
+    print(f"64-32-10 MLP (examples/mlp_digits.py), batch {n}, one value_and_grad "
+          "(ratio: against hand-written NumPy)")
+    base = median_time(lambda: hand_mlp(params, data), repeat, 20)
+    row("hand-written NumPy backprop", base, base, "us")
+    row("bpgen NumPy", median_time(lambda: gen.value_and_grad(params, data), repeat, 20),
+        base, "us")
+    c_time = median_time(lambda: gen_c.value_and_grad(params, data), repeat, 20)
+    row("bpgen C", c_time, base, "us")
+    if "torch" in frameworks:
+        torch = frameworks["torch"]
+        tx, ty = torch.tensor(data["x"]), torch.tensor(data["y"])
+        tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+
+        def tstep():
+            for v in tp.values():
+                v.grad = None
+            h = torch.tanh(tx @ tp["W1"] + tp["b1"])
+            logits = h @ tp["W2"] + tp["b2"]
+            loss = (torch.logsumexp(logits, 1) - (ty * logits).sum(1)).mean()
+            loss.backward()
+            return loss
+        torch_time = median_time(tstep, repeat, 20)
+        row("PyTorch eager, 1 thread", torch_time, base, "us")
+        print(f"  bpgen C / PyTorch = {c_time / torch_time:.2f} (aim: below 1)")
+
+
 def bench_compile(out):
     print("compile time and generated size (NumPy + C sources; ratio: against 16 layers)")
     base_t = base_s = None
@@ -230,18 +287,28 @@ def bench_compile(out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--only", choices=["seed", "latency", "chain", "mlp", "compile"],
+                        action="append", help="run only these benchmarks (repeatable)")
     args = parser.parse_args()
+    wanted = set(args.only or ["seed", "latency", "chain", "mlp", "compile"])
     repeat = 5 if args.quick else 21
     frameworks = optional_frameworks()
     print(f"bpgen {bp.__version__}, NumPy {np.__version__}, Python {sys.version.split()[0]}; "
           f"also timed: {', '.join(frameworks) or 'nothing else (JAX/PyTorch not installed)'}")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        gen, gen_c = compile_net(SEED_SUM, out, "seedsum")
-        bench_seed(gen, gen_c, repeat, frameworks)
-        bench_latency(gen, gen_c, repeat)
-        bench_chain(out, repeat)
-        bench_compile(out)
+        if wanted & {"seed", "latency"}:
+            gen, gen_c = compile_net(SEED_SUM, out, "seedsum")
+            if "seed" in wanted:
+                bench_seed(gen, gen_c, repeat, frameworks)
+            if "latency" in wanted:
+                bench_latency(gen, gen_c, repeat)
+        if "chain" in wanted:
+            bench_chain(out, repeat)
+        if "mlp" in wanted:
+            bench_mlp(out, repeat, frameworks)
+        if "compile" in wanted:
+            bench_compile(out)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from .printers import CPrinter
 
 TARGET = "c"
 ALIGN = 8  # doubles: every workspace array starts on a 64-byte boundary
+ACC_MAX = 64  # longest output row accumulated in a local array (registers)
+BLOCK = 4  # output rows accumulated together
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Function:
     nests: list = field(default_factory=list)
     helpers: set = field(default_factory=set)
     work: tuple = (0, 0)  # workspace doubles = work[0]*n_padded + work[1]
+    scratch: list = field(default_factory=list)  # constant-size buffers (_T0, ...)
 
 
 def _size(shape) -> int:
@@ -63,6 +66,31 @@ def _index(parts) -> str:
     """Sum of (variable, stride) terms as C text."""
     terms = [v if s == 1 else f"{v}*{s}" for v, s in parts if s]
     return " + ".join(terms) if terms else "0"
+
+
+def _var(letter: str) -> str:
+    return "_z" if letter == "Z" else f"_{letter}"
+
+
+def _ref(array: str, letters: str, sizes: dict) -> str:
+    """array[index] for row-major axes named by letters (Z, the batch, always first)."""
+    parts, stride = [], 1
+    for c in reversed(letters):
+        parts.append((_var(c), stride))
+        if c != "Z":
+            stride *= int(sizes[c])
+    if letters.startswith("Z"):
+        parts[-1] = ("_z", stride)
+    return f"{array}[{_index(parts[::-1])}]"
+
+
+def _nested(loops, statement: str) -> list[str]:
+    """Lines of `for` loops around one statement, indented inside a nest's body."""
+    lines = []
+    for depth, (var, extent) in enumerate(loops):
+        lines.append("    " * depth + f"for (long {var} = 0; {var} < {extent}; ++{var})")
+    lines.append("    " * len(loops) + statement)
+    return lines
 
 
 def _strides(shape):
@@ -124,41 +152,95 @@ class Emitter:
 
     # -- contractions ------------------------------------------------------------------
     def einsum(self, eq):
+        """A contraction. With a small innermost output axis, each output row accumulates
+        in a local array (registers) over the contracted axes; a small operand whose
+        layout has that axis strided is first copied transposed, so every inner loop
+        reads memory contiguously."""
         node: Einsum = eq.rhs
         ins, out = node.subscripts
         flags = [op in self.batched for op in node.operands]
-        sizes = node.sizes(self.shapes)
+        sizes = {c: str(d) for c, d in node.sizes(self.shapes).items()}
+        sizes["Z"] = "_n"
         out_batched = any(flags) and not node.batch_sum
-        letters = set("".join(ins))
-        contracted = sorted(letters - set(out))
-        any_batch = any(flags)
-        inner = out[-1] if out else (ins[0][-1] if ins[0] else None)
-        order = (["Z"] if any_batch else []) + [c for c in out if c != inner] + \
-            [c for c in contracted if c != inner] + ([inner] if inner else [])
-        seen, loops = set(), []
-        for c in order:
-            if c in seen:
-                continue
-            seen.add(c)
-            loops.append(("_z", "_n") if c == "Z" else (f"_{c}", str(sizes[c])))
-
-        def ref(sym, subs, batched):
-            shape = self.shapes[sym]
-            parts = [("_z", _size(shape))] if batched else []
-            parts += [(f"_{c}", st) for c, st in zip(subs, _strides(shape))]
-            return f"{self.names[sym]}[{_index(parts)}]"
-
-        lhs = ref(eq.lhs, out, out_batched)
-        product = "*".join(ref(op, s, f) for op, s, f in zip(node.operands, ins, flags))
+        subs = ["Z" + s if f else s for s, f in zip(ins, flags)]
+        full_out = ("Z" if out_batched else "") + out
+        contracted = sorted(set("".join(subs)) - set(full_out), key=lambda c: (c != "Z", c))
+        inner = full_out[-1] if full_out and full_out[-1] != "Z" else None
         name = self.names[eq.lhs]
-        total = _size(eq.shape)
-        if contracted or (node.batch_sum and any_batch):
-            count = f"_n*{total}" if out_batched else str(total)
-            self.f.nests.append(Nest(f"{name} = {eq.rhs}", [("_i", count)],
-                                     [f"{name}[_i] = 0.0;"]))
-            self.f.nests.append(Nest("", loops, [f"{lhs} += {product};"]))
+        texts = [self.names[op] for op in node.operands]
+        comment = f"{name} = {eq.rhs}"
+        for k, sub in enumerate(subs):
+            if inner and not flags[k] and inner in sub and sub[-1] != inner:
+                moved = sub.replace(inner, "") + inner
+                texts[k] = self.scratch(_size(self.shapes[node.operands[k]]))
+                self.f.nests.append(Nest(
+                    f"{comment}: {self.names[node.operands[k]]} transposed first",
+                    [(f"_{c}", sizes[c]) for c in moved],
+                    [f"{_ref(texts[k], moved, sizes)} = "
+                     f"{_ref(self.names[node.operands[k]], sub, sizes)};"]))
+                comment, subs[k] = "", moved
+        product = "*".join(_ref(t, sub, sizes) for t, sub in zip(texts, subs))
+        outer = [(_var(c), sizes[c]) for c in full_out if c != inner]
+        reduce = [(_var(c), sizes[c]) for c in contracted]
+        target = _ref(name, full_out, sizes)
+        if not contracted:
+            loops = outer + ([(_var(inner), sizes[inner])] if inner else [])
+            self.f.nests.append(Nest(comment, loops, [f"{target} = {product};"]))
+        elif inner is None:
+            self.f.nests.append(Nest(comment, outer, [
+                "double _acc = 0.0;", *_nested(reduce, f"_acc += {product};"),
+                f"{target} = _acc;"]))
+        elif int(sizes[inner]) <= ACC_MAX and outer:
+            self.f.nests.append(self.blocked(comment, outer, reduce, inner, sizes[inner],
+                                             product, target))
+        elif int(sizes[inner]) <= ACC_MAX:
+            row = [(_var(inner), sizes[inner])]
+            self.f.nests.append(Nest(comment, outer, [
+                f"double _acc[{sizes[inner]}] = {{0.0}};",
+                *_nested(reduce + row, product.join(["_acc[_" + inner + "] += ", ";"])),
+                *_nested(row, f"{target} = _acc[_{inner}];")]))
         else:
-            self.f.nests.append(Nest(f"{name} = {eq.rhs}", loops, [f"{lhs} = {product};"]))
+            count = f"_n*{_size(eq.shape)}" if out_batched else str(_size(eq.shape))
+            self.f.nests.append(Nest(comment, [("_i", count)], [f"{name}[_i] = 0.0;"]))
+            self.f.nests.append(Nest("", [o for o in outer if o[0] == "_z"] + reduce +
+                                     [o for o in outer if o[0] != "_z"] +
+                                     [(_var(inner), sizes[inner])],
+                                     [f"{target} += {product};"]))
+
+    @staticmethod
+    def blocked(comment, outer, reduce, inner, extent, product, target) -> Nest:
+        """BLOCK rows of the output at once (the last outer axis), each accumulated in a
+        local array: every operand load feeds BLOCK multiply-adds, and the BLOCK chains
+        of additions run side by side. Past the end of that axis, the padded rows repeat
+        its first row and are not stored."""
+        var, count = outer[-1]
+        b = BLOCK
+        tail = not (count.isdigit() and int(count) % b == 0)
+        lane = f"{var}0 + (_r < _rn ? _r : 0)" if tail else f"{var}0 + _r"
+        first = [f"const long _rn = {count} - {var}0 < {b} ? {count} - {var}0 : {b};"] \
+            if tail else []
+        body = [*first, f"double _acc[{b}][{extent}] = {{{{0.0}}}};"]
+        inside = [f"const long {var} = {lane};",
+                  *_nested([(f"_{inner}", extent)],
+                           f"_acc[_r][_{inner}] += {product};")]
+        body += _nested(reduce, f"for (long _r = 0; _r < {b}; ++_r) {{")
+        depth = "    " * (len(reduce) + 1)
+        body += [depth + line for line in inside] + ["    " * len(reduce) + "}"]
+        body += [f"for (long _r = 0; _r < {'_rn' if tail else b}; ++_r) {{",
+                 f"    const long {var} = {var}0 + _r;",
+                 *["    " + line for line in _nested([(f"_{inner}", extent)],
+                                                      f"{target} = _acc[_r][_{inner}];")],
+                 "}"]
+        return Nest(comment, outer[:-1] + [(f"{var}0", count, b)], body)
+
+    def scratch(self, size: int) -> str:
+        """A constant-size buffer at the end of the workspace."""
+        name = f"_T{len(self.f.scratch)}"
+        a, b = self.f.work
+        self.f.arrays.append((name, _offset(a, b)))
+        self.f.scratch.append(name)
+        self.f.work = (a, b + -(-size // ALIGN) * ALIGN)
+        return name
 
     def reshape(self, eq):
         (op,) = eq.rhs.operands
@@ -273,7 +355,7 @@ def emit(compiled: Compiled) -> dict[str, str]:
     loss_sym = vg.results[0].expr
     data = dict(
         name=ir.name, guard=f"BPGEN_{ir.name.upper()}_H", source=ir.source,
-        reduce=ir.reduce, align=ALIGN,
+        reduce=ir.reduce, align=ALIGN, fp_contract=True,
         params=[(v.name, names[v.symbol], v.shape) for v in ir.params],
         inputs=[(v.name, names[v.symbol], v.shape) for v in ir.inputs],
         functions=functions, helpers=sorted(used), grads=grads,
