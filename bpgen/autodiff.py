@@ -100,6 +100,10 @@ def _vjp_einsum(sweep, eq, adjoint, operand_index):
             return adjoint  # summed axes are leading: NumPy broadcasting lines it up
         return Reshape(adjoint, keep_shape) if kept else adjoint
     operand = node.operands[operand_index]
+    if set(target) == available and all(target.endswith(s) for s in
+                                         [out] + [s for s, _ in others]):
+        # nothing is summed and NumPy broadcasting lines every factor up: elementwise
+        return sympy.Mul(adjoint, *[op for _, op in others])
     spec = ",".join([out] + [s for s, _ in others]) + "->" + target
     operands = [adjoint] + [op for _, op in others]
     batch_sum = operand not in sweep.batched and any(sweep.is_batched(o) for o in operands)

@@ -297,6 +297,10 @@ def sum(v, axis=None):  # noqa: A001 - NumPy's name
         return v
     letters = string.ascii_lowercase[:len(shape)]
     out = "".join(c for k, c in enumerate(letters) if k not in axes)
+    factors = sympy.Mul.make_args(v)
+    if len(factors) == 2 and all(shape_of(f) == shape for f in factors):
+        # sum(a*b): one contraction (a dot product), no array of products
+        return Einsum(f"{letters},{letters}->{out}", 0, *factors)
     return Einsum(f"{letters}->{out}", 0, v)
 
 
@@ -377,6 +381,6 @@ def _kind(node) -> str:
     if isinstance(node, Einsum):
         ins, out = node.subscripts
         if len(ins) == 2:
-            return "matmul"
+            return "dot" if ins[0] == ins[1] else "matmul"
         return "T" if sorted(ins[0]) == sorted(out) else "sum"
     return "lse" if isinstance(node, LogSumExp) else "reshape"

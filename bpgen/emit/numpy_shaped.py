@@ -86,6 +86,8 @@ def einsum_text(node: Einsum, names, batched) -> str:
             axes = [k for k, c in enumerate(a) if c not in out]
             if len(axes) == len(a):
                 return f"np.sum({t})"
+            if len(a) - 1 in axes:  # NumPy's einsum sums short rows faster than np.sum
+                return f"np.einsum('{a}->{out}', {t})"
             axis = axes[0] if len(axes) == 1 else tuple(axes)
             return f"np.sum({t}, axis={axis})"
         if len(a) == 2 and out == a[::-1]:
@@ -93,6 +95,14 @@ def einsum_text(node: Einsum, names, batched) -> str:
     text = matmul_text(ins, out, texts, ndims)
     if text is not None:
         return text
+    if set(out) == set("".join(ins)) and all(out.endswith(s.lstrip(BATCH)) for s in ins):
+        # nothing summed: a broadcasting product (per-sample axes line up at the end)
+        factors = []
+        for s, t in zip(ins, texts):
+            missing = len(out) - len(s)
+            factors.append(f"{t}[:{', None' * missing}]" if s.startswith(BATCH) and missing
+                           else t)
+        return "*".join(factors)
     return f"np.einsum('{','.join(ins)}->{out}', {', '.join(texts)})"
 
 
