@@ -125,9 +125,46 @@ class Einsum(Structural):
         return tuple(sizes[c] for c in self.subscripts[1])
 
     def _sympystr(self, printer):
-        ops = ", ".join(printer._print(a) for a in self.operands)
-        total = ", summed over samples" if self.batch_sum else ""
-        return f"einsum('{self.spec}', {ops}{total})"
+        return self._describe([printer._print(a) for a in self.operands], TEXT)
+
+    def _latex(self, printer):
+        return self._describe([printer._print(a) for a in self.operands], LATEX)
+
+    def _describe(self, texts, style) -> str:
+        """The operation in the notation of the math (per sample), for people."""
+        ins, out = self.subscripts
+        text = None
+        if len(ins) == 1:
+            (a,), (t,) = ins, texts
+            if out == a:
+                text = t
+            elif len(a) == 2 and out == a[::-1]:
+                text = style["T"].format(t)
+            elif "".join(c for c in a if c in out) == out:
+                axes = tuple(k for k, c in enumerate(a) if c not in out)
+                text = style["sum"].format(t, "" if len(axes) == len(a) else
+                                           style["axis"].format(axes[0] if len(axes) == 1
+                                                                else axes))
+        elif len(ins) == 2:
+            form = matmul_form(ins, out, [len(x) for x in ins])
+            if ins[0] == ins[1] == out:
+                text = style["mul"].format(*texts)
+            elif ins[0] == ins[1] and len(ins[0]) == 1 and not out:
+                text = style["dot"].format(*texts)
+            elif ins[0] == ins[1] and "".join(c for c in ins[0] if c in out) == out:
+                axes = tuple(k for k, c in enumerate(ins[0]) if c not in out)
+                text = style["sum"].format(style["mul"].format(*texts), style["axis"].format(
+                    axes[0] if len(axes) == 1 else axes))
+            elif form is not None:
+                p, q, tp, tq = form
+                text = style["matmul"].format(style["T"].format(texts[p]) if tp else texts[p],
+                                              style["T"].format(texts[q]) if tq else texts[q])
+            elif out in (ins[0] + ins[1], ins[1] + ins[0]) and not set(ins[0]) & set(ins[1]):
+                first = 0 if out == ins[0] + ins[1] else 1
+                text = style["outer"].format(texts[first], texts[1 - first])
+        if text is None:
+            text = style["einsum"].format(self.spec, ", ".join(texts))
+        return style["samples"].format(text) if self.batch_sum else text
 
 
 class LogSumExp(Structural):
@@ -156,6 +193,10 @@ class LogSumExp(Structural):
     def _sympystr(self, printer):
         return f"logsumexp({printer._print(self.args[0])}, axis={self.axis})"
 
+    def _latex(self, printer):
+        operand = printer._print(self.args[0])
+        return rf"\operatorname{{logsumexp}}_{{{self.axis}}}\left({operand}\right)"
+
 
 class Reshape(Structural):
     """The same elements (row-major) under another shape; free in C."""
@@ -176,8 +217,49 @@ class Reshape(Structural):
     def _sympystr(self, printer):
         return f"reshape({printer._print(self.args[0])}, {self.shape})"
 
+    def _latex(self, printer):
+        return printer._print(self.args[0])
+
 
 STRUCTURAL = (Einsum, LogSumExp, Reshape)
+
+#: How Einsum nodes print, in plain text and in LaTeX.
+TEXT = {"T": "{}.T", "sum": "sum({}{})", "axis": ", axis={}", "mul": "{}*{}",
+        "dot": "dot({}, {})", "matmul": "{} @ {}", "outer": "outer({}, {})",
+        "einsum": "einsum('{}', {})", "samples": "sum over samples of {}"}
+LATEX = {"T": "{}^{{\\top}}", "sum": "\\operatorname{{sum}}\\left({}{}\\right)",
+         "axis": "; {}", "mul": "{} \\odot {}", "dot": "{} \\cdot {}", "matmul": "{} {}",
+         "outer": "{} \\otimes {}",
+         "einsum": "\\operatorname{{einsum}}_{{\\texttt{{{}}}}}\\left({}\\right)",
+         "samples": "\\sum_{{n}} {}"}
+
+
+def matmul_form(ins, out, ndims):
+    """(p, q, transpose_p, transpose_q) when einsum(ins -> out) is operands[p] @
+    operands[q] with those transposes (2-D operands only are transposed), else None."""
+    if len(ins) != 2:
+        return None
+    for p, q in ((0, 1), (1, 0)):
+        a, b = ins[p], ins[q]
+        contracted = (set(a) & set(b)) - set(out)
+        if len(contracted) != 1 or set(a) & set(b) & set(out):
+            continue
+        (c,) = contracted
+        if a.endswith(c):
+            fa, ta = a[:-1], False
+        elif len(a) == 2 and a[0] == c and ndims[p] == 2:
+            fa, ta = a[1], True
+        else:
+            continue
+        if b.startswith(c) and len(b) <= 2:
+            fb, tb = b[1:], False
+        elif len(b) == 2 and b[1] == c and ndims[q] == 2:
+            fb, tb = b[0], True
+        else:
+            continue
+        if out == fa + fb:
+            return p, q, ta, tb
+    return None
 
 
 # -- shapes ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ session to both targets, and helpers to import generated modules and run the CLI
 
 A zoo file defines `net`, `reference(params, data)` (the per-sample loss in plain NumPy,
 written independently of bpgen), and optionally `sample(rng, n)` and `valid(params, data)`.
+tests/tensor_nets/*.py are the same for networks with shaped values (see TensorNet).
 """
 
 from __future__ import annotations
@@ -92,3 +93,56 @@ def net(request, zoo):
 @pytest.fixture(params=["numpy", "c"])
 def target(request):
     return request.param
+
+
+# -- networks with shaped values (tests/tensor_nets/*.py) -----------------------------
+TENSOR_NETS = sorted((ROOT / "tests" / "tensor_nets").glob("*.py"))
+
+
+class TensorNet:
+    def __init__(self, path: Path, out: Path):
+        self.desc = runpy.run_path(str(path))
+        self.name = self.desc["net"].name
+        self.modules = {
+            "numpy": import_file(out / f"{self.name}.py", f"_tensor_{self.name}"),
+            "c": import_file(out / f"{self.name}_c.py", f"_tensor_{self.name}_c")}
+
+    def params(self, rng):
+        if "params" in self.desc:
+            return self.desc["params"](rng)
+        shapes = self.modules["numpy"].SHAPES
+        return {k: rng.normal(0.0, 0.6, shapes[k]) if shapes[k] else float(rng.normal())
+                for k in self.modules["numpy"].PARAMS}
+
+    def draw(self, seed, n):
+        rng = np.random.default_rng(seed)
+        params = self.params(rng)
+        data = self.desc["sample"](rng, 4 * n)
+        keep = np.arange(4 * n)
+        if "valid" in self.desc:
+            keep = np.flatnonzero(self.desc["valid"](params, data))
+        assert len(keep) >= n
+        return params, {k: v[keep[:n]] for k, v in data.items()}
+
+    def reduced(self, params, data, reduce):
+        losses = self.desc["reference"](params, data)
+        assert losses.shape == (len(next(iter(data.values()))),)
+        return losses.sum() if reduce == "sum" else losses.mean()
+
+
+@pytest.fixture(scope="session")
+def tensor_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tensor_nets")
+    for path in TENSOR_NETS:
+        assert run_cli("compile", path, "--target", "all", "-o", out) == 0, path
+    return out
+
+
+@pytest.fixture(scope="session")
+def tensor_nets(tensor_dir):
+    return {p.stem: TensorNet(p, tensor_dir) for p in TENSOR_NETS}
+
+
+@pytest.fixture(params=[p.stem for p in TENSOR_NETS])
+def tnet(request, tensor_nets):
+    return tensor_nets[request.param]

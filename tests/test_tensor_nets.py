@@ -8,60 +8,10 @@ finite differences of the reference; never with bpgen's own output.
 
 from __future__ import annotations
 
-import runpy
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from conftest import ROOT, import_file, run_cli
-
-NETS = sorted((ROOT / "tests" / "tensor_nets").glob("*.py"))
-
-
-class TensorNet:
-    def __init__(self, path: Path, out: Path):
-        self.desc = runpy.run_path(str(path))
-        self.name = self.desc["net"].name
-        self.modules = {
-            "numpy": import_file(out / f"{self.name}.py", f"_tensor_{self.name}"),
-            "c": import_file(out / f"{self.name}_c.py", f"_tensor_{self.name}_c")}
-
-    def params(self, rng):
-        if "params" in self.desc:
-            return self.desc["params"](rng)
-        shapes = self.modules["numpy"].SHAPES
-        return {k: rng.normal(0.0, 0.6, shapes[k]) if shapes[k] else float(rng.normal())
-                for k in self.modules["numpy"].PARAMS}
-
-    def draw(self, seed, n):
-        rng = np.random.default_rng(seed)
-        params = self.params(rng)
-        data = self.desc["sample"](rng, 4 * n)
-        keep = np.arange(4 * n)
-        if "valid" in self.desc:
-            keep = np.flatnonzero(self.desc["valid"](params, data))
-        assert len(keep) >= n
-        return params, {k: v[keep[:n]] for k, v in data.items()}
-
-    def reduced(self, params, data, reduce):
-        losses = self.desc["reference"](params, data)
-        assert losses.shape == (len(next(iter(data.values()))),)
-        return losses.sum() if reduce == "sum" else losses.mean()
-
-
-@pytest.fixture(scope="module")
-def tensor_nets(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tensor_nets")
-    for path in NETS:
-        assert run_cli("compile", path, "--target", "all", "-o", out) == 0, path
-    return {p.stem: TensorNet(p, out) for p in NETS}
-
-
-@pytest.fixture(params=[p.stem for p in NETS])
-def tnet(request, tensor_nets):
-    return tensor_nets[request.param]
-
+from conftest import TENSOR_NETS
 
 def finite_differences(tnet, params, data, reduce):
     grads = {}
@@ -80,7 +30,7 @@ def finite_differences(tnet, params, data, reduce):
 
 
 def test_there_are_enough_tensor_nets():
-    assert len(NETS) >= 8
+    assert len(TENSOR_NETS) >= 8
 
 
 @pytest.mark.parametrize("target", ["numpy", "c"])

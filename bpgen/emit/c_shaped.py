@@ -364,6 +364,7 @@ def emit(compiled: Compiled) -> dict[str, str]:
         values=[(r.key, names[r.expr], tuple(shapes[r.expr]), r.expr in out_targets,
                  _size(shapes[r.expr])) for r in values],
         grad_sizes=[_size(p.shape) for p in ir.params],
+        input_sizes=[_size(v.shape) for v in ir.inputs],
         grad_total=sum(-(-_size(p.shape) // ALIGN) * ALIGN for p in ir.params),
         init=init_spec(ir))
     files = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..compiler import Compiled
 from ..ir import ADJOINT, GRAD, IR, N_SAMPLES
-from ..tensor import Einsum, LogSumExp, Reshape, shape_of
+from ..tensor import Einsum, LogSumExp, Reshape, matmul_form, shape_of
 from .common import Line, Output, Program, print_expr, render, with_header
 from .printers import NumpyArrayPrinter
 
@@ -49,29 +49,11 @@ def full_subscripts(node: Einsum, batched: set) -> tuple[list[str], str]:
 
 def matmul_text(ins, out, texts, ndims) -> str | None:
     """`P @ Q` (with .T where needed) when the contraction is a matrix product, else None."""
-    if len(ins) != 2:
+    form = matmul_form(ins, out, ndims)
+    if form is None:
         return None
-    for (p, tp, np_), (q, tq, nq) in ((zip(ins, texts, ndims)), reversed(list(
-            zip(ins, texts, ndims)))):
-        contracted = (set(p) & set(q)) - set(out)
-        if len(contracted) != 1 or set(p) & set(q) & set(out):
-            continue
-        (c,) = contracted
-        if p.endswith(c):
-            fp = p[:-1]
-        elif len(p) == 2 and p[0] == c and np_ == 2:
-            fp, tp = p[1], f"{tp}.T"
-        else:
-            continue
-        if q.startswith(c) and len(q) <= 2:
-            fq = q[1:]
-        elif len(q) == 2 and q[1] == c and nq == 2:
-            fq, tq = q[0], f"{tq}.T"
-        else:
-            continue
-        if out == fp + fq:
-            return f"{tp} @ {tq}"
-    return None
+    p, q, tp, tq = form
+    return f"{texts[p]}{'.T' if tp else ''} @ {texts[q]}{'.T' if tq else ''}"
 
 
 def einsum_text(node: Einsum, names, batched) -> str:
