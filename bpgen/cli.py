@@ -195,13 +195,16 @@ def explain_command(args) -> int:
 
 
 def graph_command(args) -> int:
-    from .graph import render, to_dot
+    from .graph import render, to_dot, to_dot_shaped
     from .ir import from_network
     shown, networks = load_networks(args.net)
     if len(networks) > 1:
         raise OutputError(f"{shown} defines {len(networks)} networks; pick one with "
                           f"{shown}:NAME ({', '.join(n.name for n in networks)})")
-    dot = to_dot(from_network(networks[0], shown))
+    if networks[0].shaped:
+        dot = to_dot_shaped(compile_network(networks[0], shown))
+    else:
+        dot = to_dot(from_network(networks[0], shown))
     target = Path(args.output)
     fmt = target.suffix.lstrip(".").lower()
     if fmt not in ("dot", "gv", "svg", "png", "pdf"):

@@ -45,8 +45,7 @@ class Chain:
     code: tuple[tuple[str, str], ...]  # (lhs, rhs) of the generated backward equations
 
 
-def chains(compiled: Compiled, wrt=None) -> list[Chain]:
-    ir = compiled.ir
+def _pick(ir: IR, wrt) -> list[Var]:
     params = list(ir.params)
     if wrt:
         known = {p.name: p for p in params}
@@ -55,6 +54,11 @@ def chains(compiled: Compiled, wrt=None) -> list[Chain]:
             raise BpgenError(f"{unknown[0]!r} is not a parameter of {ir.name!r} "
                              f"(parameters: {', '.join(known)})")
         params = [known[w] for w in wrt]
+    return params
+
+
+def chains(compiled: Compiled, wrt=None) -> list[Chain]:
+    params = _pick(compiled.ir, wrt)
     partials: dict = {}
     return [chain_for(compiled, p, partials) for p in params]
 
@@ -197,21 +201,110 @@ def render_latex_chain(loss, chain: Chain, names: dict) -> str:
     return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"
 
 
+# -- networks with shaped values ---------------------------------------------------------
+# Paths through scalar factors do not fit matrices (∂h/∂W1 is a 3-D array nobody writes
+# down). The lecture's backward pass is still there, one equation at a time: each step
+# is δ_v = ∂L/∂v for one value v, computed from the δ of the values that read v
+# (δ_h = δ_logits @ W2ᵀ, δ_pre = δ_h ⊙ (1 − h²), ∂L/∂W1 = Σ_n outer(x, δ_pre)).
+# The steps are the compiled program's own backward equations.
+
+@dataclass(frozen=True)
+class Step:
+    """One backward equation: `lhs` = ∂L/∂`of` (None for a temporary) = rhs."""
+
+    lhs: sympy.Symbol
+    of: object
+    rhs: sympy.Expr
+    origin: object
+
+
+@dataclass(frozen=True)
+class ShapedChain:
+    param: Var
+    steps: tuple[Step, ...]
+
+
+def shaped_chains(compiled: Compiled, wrt=None) -> list[ShapedChain]:
+    ir = compiled.ir
+    params = _pick(ir, wrt)
+    program = compiled.programs["value_and_grad"]
+    values = {f"d_{s.name}": s for s in [v.symbol for v in ir.params] +
+              [eq.lhs for eq in ir.forward()]}
+    out = []
+    for param in params:
+        result = next(r for r in program.results if r.key == param.name)
+        needed = set(result.expr.free_symbols)
+        steps = []
+        for eq in reversed(program.equations):
+            if eq.lhs in needed and eq.role in (ADJOINT, GRAD, TEMP):
+                steps.append(Step(eq.lhs, values.get(eq.lhs.name), eq.rhs, eq.origin))
+                needed |= eq.rhs.free_symbols
+        out.append(ShapedChain(param, tuple(reversed(steps))))
+    return out
+
+
+def render_shaped_text(ir, chain: ShapedChain) -> str:
+    p = chain.param
+    if not chain.steps:
+        return f"{d(ir.loss, p.name)} = 0   ({p.name} does not affect {ir.loss})\n"
+    lines = [f"{d(ir.loss, p.name)}: shape {p.shape}, summed over the samples of a batch; "
+             "one step per equation, in the order computed:"]
+    heads = [f"{s.lhs} = {d(ir.loss, s.of)}" if s.of is not None else str(s.lhs)
+             for s in chain.steps]
+    width = max(map(len, heads))
+    for head, s in zip(heads, chain.steps):
+        where = f"  ({s.origin})" if s.origin else ""
+        lines.append(f"    {head:{width}s} = {math_text(s.rhs)}{where}")
+    return "\n".join(lines) + "\n"
+
+
+def render_shaped_latex(ir, chain: ShapedChain, names: dict) -> str:
+    def sym(s):
+        return names.get(s) or sympy.latex(s)
+
+    def frac(of):
+        return rf"\frac{{\partial {sym(ir.loss)}}}{{\partial {sym(of)}}}"
+    symbols = {s.lhs: (rf"\delta_{{{sympy.latex(s.of)}}}" if s.of is not None
+                       else sympy.latex(s.lhs)) for s in chain.steps}
+    if not chain.steps:
+        return rf"\[ {frac(chain.param.symbol)} = 0 \]" + "\n"
+    rows = []
+    for s in chain.steps:
+        lhs = (frac(s.of) if s.of is not None else symbols[s.lhs])
+        rhs = sympy.latex(s.rhs, symbol_names={**{k: names[k] for k in s.rhs.free_symbols
+                                                   if k in names}, **symbols})
+        rows.append(f"{lhs} &= {rhs}")
+    return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}\n"
+
+
 class Explanation:
     """The chain rule for some parameters of a network; prints as text, shows as LaTeX."""
 
     def __init__(self, compiled: Compiled, wrt=None):
         self.compiled = compiled
         self.loss = compiled.ir.loss
-        self.chains = chains(compiled, wrt)
+        self.shaped = compiled.ir.shaped
+        self.chains = shaped_chains(compiled, wrt) if self.shaped else chains(compiled, wrt)
         self.names = {**{v.symbol: v.latex for v in compiled.ir.inputs + compiled.ir.params
                          if v.latex}, **compiled.ir.latex}
 
+    def _latex_chain(self, c) -> str:
+        if self.shaped:
+            return render_shaped_latex(self.compiled.ir, c, self.names)
+        return render_latex_chain(self.loss, c, self.names)
+
     def text(self) -> str:
+        if self.shaped:
+            return "\n".join(render_shaped_text(self.compiled.ir, c) for c in self.chains)
         return "\n".join(render_text(self.loss, c) for c in self.chains)
 
     def markdown(self) -> str:
         parts = [f"# Gradients of `{self.compiled.ir.name}` ({self.compiled.ir.source})\n"]
+        if self.shaped:
+            for c in self.chains:
+                parts.append(f"## ∂{self.loss}/∂{c.param.name}\n")
+                parts.append("$$\n" + self._latex_chain(c) + "$$\n")
+            return "\n".join(parts)
         for c in self.chains:
             parts.append(f"## ∂{self.loss}/∂{c.param.name}\n")
             parts.append("$$\n" + render_latex_chain(self.loss, c, self.names) + "$$\n")
@@ -220,7 +313,7 @@ class Explanation:
         return "\n".join(parts)
 
     def latex(self, standalone: bool = False) -> str:
-        body = "\n".join(render_latex_chain(self.loss, c, self.names) for c in self.chains)
+        body = "\n".join(self._latex_chain(c) for c in self.chains)
         if not standalone:
             return body
         return ("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"

@@ -15,7 +15,7 @@ import subprocess
 from .autodiff import local_partial
 from .errors import OutputError
 from .explain import math_text
-from .ir import IR
+from .ir import ADJOINT, GRAD, IR, TEMP
 from .passes import reuse
 
 
@@ -23,9 +23,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def to_dot(ir: IR) -> str:
-    inputs = {v.symbol for v in ir.inputs}
-    values = reuse.table(ir)
+def _forward(ir: IR) -> list[str]:
     lines = [f"digraph {_quote(ir.name)} {{", "  rankdir=LR;",
              '  node [fontname="Helvetica", fontsize=11];',
              '  edge [fontname="Helvetica", fontsize=9];',
@@ -41,6 +39,13 @@ def to_dot(ir: IR) -> str:
     for eq in ir.forward():
         for operand in sorted(eq.rhs.free_symbols, key=lambda s: s.name):
             lines.append(f"    {_quote(str(operand))} -> {_quote(str(eq.lhs))};")
+    return lines
+
+
+def to_dot(ir: IR) -> str:
+    inputs = {v.symbol for v in ir.inputs}
+    values = reuse.table(ir)
+    lines = _forward(ir)
     lines += ["  }", "  subgraph cluster_backward {",
               f'    label="backward: d_v = ∂{ir.loss}/∂v";', "    color=gray70;",
               '    node [shape=ellipse, style=filled, fillcolor=lightblue];']
@@ -61,6 +66,27 @@ def to_dot(ir: IR) -> str:
         if s in reached:
             lines.append(f"    {_quote('d_' + str(s))};")
     lines += edges + ["  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_dot_shaped(compiled) -> str:
+    """A network with shaped values: the backward graph is the compiled program's backward
+    equations (one node each: d_h = d_logits @ W2.T), an edge from each backward value to
+    the equations that read it."""
+    ir = compiled.ir
+    program = compiled.programs["value_and_grad"]
+    lines = _forward(ir) + ["  }", "  subgraph cluster_backward {",
+                            f'    label="backward: d_v = ∂{ir.loss}/∂v";', "    color=gray70;",
+                            '    node [shape=box, style="rounded,filled", fillcolor=lightblue];']
+    backward = [eq for eq in program.equations if eq.role in (ADJOINT, GRAD, TEMP)]
+    defined = {eq.lhs for eq in backward}
+    for eq in backward:
+        label = f"{eq.lhs} = {math_text(eq.rhs)}"
+        lines.append(f"    {_quote(str(eq.lhs))} [label={_quote(label)}];")
+    for eq in backward:
+        for operand in sorted(eq.rhs.free_symbols & defined, key=lambda s: s.name):
+            lines.append(f"    {_quote(str(operand))} -> {_quote(str(eq.lhs))};")
+    lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
 
 

@@ -99,14 +99,21 @@ def test_unused_parameter_explains_as_zero(zoo):
 GOLDEN = ROOT / "tests" / "golden"
 UPDATE = {"seed.explain.txt": "bpgen explain examples/seed.py > tests/golden/seed.explain.txt",
           "seed.explain.tex": "bpgen explain examples/seed.py --format latex --standalone "
-                              "> tests/golden/seed.explain.tex"}
+                              "> tests/golden/seed.explain.tex",
+          "mlp.explain.txt": "bpgen explain examples/mlp_digits.py "
+                             "> tests/golden/mlp.explain.txt",
+          "mlp.explain.tex": "bpgen explain examples/mlp_digits.py --format latex --standalone "
+                             "> tests/golden/mlp.explain.tex"}
+EXAMPLE = {"seed": "examples/seed.py", "mlp": "examples/mlp_digits.py"}
+LATEX = ["--format", "latex", "--standalone"]
 
 
 @pytest.mark.parametrize("name,args", [
-    ("seed.explain.txt", []), ("seed.explain.tex", ["--format", "latex", "--standalone"])])
+    ("seed.explain.txt", []), ("seed.explain.tex", LATEX),
+    ("mlp.explain.txt", []), ("mlp.explain.tex", LATEX)])
 def test_explain_golden(name, args, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
-    assert run_cli("explain", "examples/seed.py", *args) == 0
+    assert run_cli("explain", EXAMPLE[name.split(".")[0]], *args) == 0
     out = capsys.readouterr().out
     assert out == (GOLDEN / name).read_text(encoding="utf-8"), f"run: {UPDATE[name]}"
 
@@ -136,13 +143,29 @@ def test_display_names_reach_the_latex():
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None,
                     reason="pdflatex not installed (.ci/run installs it)")
-def test_standalone_latex_compiles(tmp_path):
-    tex = tmp_path / "seed.tex"
-    tex.write_text((GOLDEN / "seed.explain.tex").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("stem", ["seed", "mlp"])
+def test_standalone_latex_compiles(tmp_path, stem):
+    tex = tmp_path / f"{stem}.tex"
+    tex.write_text((GOLDEN / f"{stem}.explain.tex").read_text(encoding="utf-8"))
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
                            tex.name], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:]
-    assert (tmp_path / "seed.pdf").stat().st_size > 1000
+    assert (tmp_path / f"{stem}.pdf").stat().st_size > 1000
+
+
+def test_shaped_explain_is_the_backward_pass_one_equation_at_a_time():
+    import runpy
+    net = runpy.run_path(str(ROOT / "examples" / "mlp_digits.py"))["net"]
+    exp = bp.explain(net, wrt="W1")
+    (chain,) = exp.chains
+    assert [(str(s.lhs), str(s.of)) for s in chain.steps] == [
+        ("d_logits", "logits"), ("d_h", "h"), ("d_h_matmul", "h_matmul"), ("d_W1", "W1")]
+    text = str(exp)
+    assert text.startswith("∂L/∂W1: shape (64, 32), summed over the samples of a batch")
+    assert "d_h = ∂L/∂h" in text and "= d_logits @ W2.T" in text
+    assert "= sum over samples of outer(x, d_h_matmul)" in text
+    latex = exp._repr_latex_()
+    assert r"\frac{\partial L}{\partial h} &= \delta_{logits} W_{2}^{\top}" in latex
 
 
 def test_graph_dot_structure(tmp_path, monkeypatch):
@@ -165,6 +188,17 @@ def test_graph_renders_svg_through_graphviz(tmp_path, monkeypatch):
     assert run_cli("graph", "examples/seed.py", "-o", out) == 0
     svg = out.read_text(encoding="utf-8")
     assert "<svg" in svg and "d_w11" in svg
+
+
+def test_graph_of_a_shaped_network(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "mlp.dot"
+    assert run_cli("graph", "examples/mlp_digits.py", "-o", out) == 0
+    dot = out.read_text(encoding="utf-8")
+    assert '"h_matmul" [label="h_matmul = x @ W1"];' in dot
+    assert '"d_h" [label="d_h = d_logits @ W2.T"];' in dot
+    assert '"d_h" -> "d_h_matmul";' in dot and '"d_h_matmul" -> "d_W1";' in dot
+    assert dot.count("->") == 13 + 6  # forward edges + backward edges
 
 
 def test_graph_without_graphviz_is_a_clear_error(tmp_path):
