@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import TENSOR_NETS
+from conftest import TENSOR_NETS, import_file, run_cli
 
 def finite_differences(tnet, params, data, reduce):
     grads = {}
@@ -120,3 +120,34 @@ def test_init_params_shapes_and_reproducibility(tnet, target):
         assert np.shape(a[k]) == module.SHAPES[k]
         np.testing.assert_array_equal(a[k], b[k])
         np.testing.assert_array_equal(a[k], tnet.modules["numpy"].init_params(3)[k])
+
+
+@pytest.mark.parametrize("target", ["numpy", "c"])
+def test_softmax_cross_entropy_is_finite_at_logits_of_magnitude_1000(tensor_nets, target):
+    tnet = tensor_nets["large_logits"]
+    module = tnet.modules[target]
+    params, data = tnet.draw(11, 50)
+    logits = module.forward(params, data)["z"]
+    assert np.abs(logits).max() > 1000
+    value, grads = module.value_and_grad(params, data, check_finite=True)
+    assert value == pytest.approx(tnet.reduced(params, data, module.REDUCE), rel=1e-12)
+    assert np.isfinite(grads["W"]).all() and np.abs(grads["W"]).max() > 1
+
+
+def test_a_loss_that_is_the_same_for_every_sample(tmp_path):
+    """Only a regulariser reaches the loss: sum over a batch of n samples counts it n times."""
+    (tmp_path / "reg.py").write_text(
+        "import bpgen as bp\n"
+        "net = bp.Network('reg')\n"
+        "x = net.input('x', shape=(3,))\n"
+        "W = net.param('W', shape=(3, 2))\n"
+        "h = net.eq('h', x @ W)\n"
+        "net.loss('L', bp.sum(W ** 2), reduce='sum')\n")
+    assert run_cli("compile", tmp_path / "reg.py", "--target", "all", "-o", tmp_path) == 0
+    W = np.arange(6.0).reshape(3, 2)
+    data = {"x": np.ones((5, 3))}
+    for stem in ("reg", "reg_c"):
+        module = import_file(tmp_path / f"{stem}.py", f"_reg_{stem}")
+        value, grads = module.value_and_grad({"W": W}, data)
+        assert value == pytest.approx(5 * (W ** 2).sum())
+        np.testing.assert_allclose(grads["W"], 5 * 2 * W)
