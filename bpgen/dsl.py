@@ -196,6 +196,10 @@ class Network:
             raise DeclarationError(f"{name!r} is not a valid name", origin)
         if name in self._by_name:
             first = self._by_name[name]
+            if first.anonymous:
+                raise DeclarationError(
+                    f"{name!r} is the name bpgen gave to an operation inside an earlier "
+                    f"equation (at {first.origin}); choose another name", origin)
             raise DeclarationError(
                 f"{name!r} is declared twice (first at {first.origin})", origin)
         shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)

@@ -60,6 +60,11 @@ CASES = [
      7, "@ needs vectors or matrices, got shapes (4,) and ()"),
     ("matmul of expressions", 'v = net.input("v", shape=(4,))\nc = net.param("c", shape=(4,))\n'
      'net.loss("L", (v + c) @ (v - c))\n', 8, "use bp.matmul(a, b)"),
+    ("name of a hidden operation", 'v = net.input("v", shape=(4,))\n'
+     'W = net.param("W", shape=(4, 2))\nh = net.eq("h", bp.tanh(v @ W))\n'
+     'net.eq("h_matmul", h * 2)\n', 9,
+     "'h_matmul' is the name bpgen gave to an operation inside an earlier equation "
+     "(at bad.py:8)"),
 ]
 
 
