@@ -36,6 +36,27 @@ def run_cli(*args) -> int:
     return bpgen_main([str(a) for a in args])
 
 
+def run_under_sanitizers(tmp_path, driver: str, include_dir, name: str):
+    """Build `driver` (C) with the generated <name>.c under ASan + UBSan and run it; the
+    completed process of the run (the build must succeed)."""
+    import subprocess
+    (tmp_path / "driver.c").write_text(driver)
+    exe = tmp_path / "driver"
+    build = subprocess.run(
+        ["gcc", "-std=c99", "-g", "-O1", "-fsanitize=address,undefined",
+         "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", f"-I{include_dir}",
+         f'-DHEADER="{name}.h"', f"-DPREFIX={name}", f"-DUPREFIX={name.upper()}",
+         str(tmp_path / "driver.c"), str(include_dir / f"{name}.c"), "-o", str(exe), "-lm"],
+        capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True,
+                         env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
+                              "UBSAN_OPTIONS": "print_stacktrace=1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "runtime error" not in run.stderr and "AddressSanitizer" not in run.stderr
+    return run
+
+
 class Zoo:
     """One zoo network: its description and both generated modules."""
 

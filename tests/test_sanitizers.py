@@ -5,11 +5,10 @@ for batch sizes below, at and above the block size; any sanitizer report fails t
 """
 
 import shutil
-import subprocess
 
 import pytest
 
-from conftest import ZOO_IDS
+from conftest import ZOO_IDS, run_under_sanitizers
 
 DRIVER = r"""
 #include <stdio.h>
@@ -65,19 +64,5 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is requ
 @pytest.mark.parametrize("stem", ZOO_IDS)
 def test_entry_points_are_clean_under_asan_and_ubsan(zoo, zoo_dir, tmp_path, stem):
     name = zoo[stem].name
-    driver = tmp_path / "driver.c"
-    driver.write_text(DRIVER)
-    exe = tmp_path / "driver"
-    build = subprocess.run(
-        ["gcc", "-std=c99", "-g", "-O1", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", f"-I{zoo_dir}",
-         f'-DHEADER="{name}.h"', f"-DPREFIX={name}", f"-DUPREFIX={name.upper()}",
-         str(driver), str(zoo_dir / f"{name}.c"), "-o", str(exe), "-lm"],
-        capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run([str(exe)], capture_output=True, text=True,
-                         env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
-                              "UBSAN_OPTIONS": "print_stacktrace=1"})
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "runtime error" not in run.stderr and "AddressSanitizer" not in run.stderr
+    run = run_under_sanitizers(tmp_path, DRIVER, zoo_dir, name)
     assert len(run.stdout.splitlines()) == 5

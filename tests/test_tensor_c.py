@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, TENSOR_NETS
+from conftest import ROOT, TENSOR_NETS, run_under_sanitizers
 
 STRICT = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror"]
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is required")
@@ -102,21 +102,7 @@ def test_compiles_without_warnings(tensor_dir, path):
 @pytest.mark.parametrize("path", TENSOR_NETS, ids=[p.stem for p in TENSOR_NETS])
 def test_entry_points_are_clean_under_asan_and_ubsan(tensor_dir, tmp_path, path):
     name = net_name(path)
-    driver = tmp_path / "driver.c"
-    driver.write_text(DRIVER)
-    exe = tmp_path / "driver"
-    build = subprocess.run(
-        ["gcc", "-std=c99", "-g", "-O1", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", f"-I{tensor_dir}",
-         f'-DHEADER="{name}.h"', f"-DPREFIX={name}", f"-DUPREFIX={name.upper()}",
-         str(driver), str(tensor_dir / f"{name}.c"), "-o", str(exe), "-lm"],
-        capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run([str(exe)], capture_output=True, text=True,
-                         env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
-                              "UBSAN_OPTIONS": "print_stacktrace=1"})
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "runtime error" not in run.stderr and "AddressSanitizer" not in run.stderr
+    run = run_under_sanitizers(tmp_path, DRIVER, tensor_dir, name)
     assert len(run.stdout.splitlines()) == 6
 
 

@@ -24,7 +24,7 @@ from ..compiler import Compiled
 from ..ir import IR, N_SAMPLES
 from ..tensor import Einsum, LogSumExp, Reshape
 from .c_target import HELPER_DEPS
-from .common import print_expr, render, with_header
+from .common import print_expr, render_c_files
 from .numpy_shaped import init_spec
 from .printers import CPrinter
 
@@ -367,10 +367,6 @@ def emit(compiled: Compiled) -> dict[str, str]:
         input_sizes=[_size(v.shape) for v in ir.inputs],
         grad_total=sum(-(-_size(p.shape) // ALIGN) * ALIGN for p in ir.params),
         init=init_spec(ir))
-    files = {}
-    for template, filename, comment in (("c_shaped.h.j2", f"{ir.name}.h", "//"),
-                                        ("c_shaped.c.j2", f"{ir.name}.c", "//"),
-                                        ("c_shaped_wrapper.py.j2", f"{ir.name}_c.py", "#")):
-        files[filename] = with_header(render(template, **data), ir.source, comment)
-    return files
+    return render_c_files(ir.name, ir.source,
+                          ("c_shaped.h.j2", "c_shaped.c.j2", "c_shaped_wrapper.py.j2"), data)
 

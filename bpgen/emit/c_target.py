@@ -18,7 +18,7 @@ import sympy
 
 from ..compiler import Compiled
 from ..ir import IR, TEMP, Equation
-from .common import make_program, render, with_header
+from .common import make_program, render_c_files
 from .printers import CPrinter
 
 TARGET = "c"
@@ -119,9 +119,5 @@ def emit(compiled: Compiled) -> dict[str, str]:
         inputs=[(v.name, compiled.names[v.symbol]) for v in ir.inputs],
         kernels=kernels, helpers=helpers_needed(kernels.values()),
         values=[o.key for o in kernels["forward"].outputs])
-    files = {}
-    for template, filename, comment in (("c_header.h.j2", f"{ir.name}.h", "//"),
-                                        ("c_source.c.j2", f"{ir.name}.c", "//"),
-                                        ("c_wrapper.py.j2", f"{ir.name}_c.py", "#")):
-        files[filename] = with_header(render(template, **data), ir.source, comment)
-    return files
+    return render_c_files(ir.name, ir.source,
+                          ("c_header.h.j2", "c_source.c.j2", "c_wrapper.py.j2"), data)

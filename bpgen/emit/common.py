@@ -68,6 +68,15 @@ def edited_by_hand(text: str) -> bool:
     return recorded != body_hash(lines[2])
 
 
+def render_c_files(name: str, source: str, templates: tuple[str, str, str], data) -> dict:
+    """The C target's three files: header, source and ctypes wrapper, from `templates`."""
+    files = {}
+    for template, filename, comment in zip(templates, (f"{name}.h", f"{name}.c",
+                                                       f"{name}_c.py"), ("//", "//", "#")):
+        files[filename] = with_header(render(template, **data), source, comment)
+    return files
+
+
 # -- programs --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Line:
