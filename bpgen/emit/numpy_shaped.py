@@ -10,8 +10,10 @@ sums, and `np.einsum` otherwise. Nothing loops over samples in Python.
 
 from __future__ import annotations
 
+from sympy.printing.precedence import PRECEDENCE
+
 from ..compiler import Compiled
-from ..ir import ADJOINT, GRAD, IR, N_SAMPLES
+from ..ir import ADJOINT, FORWARD, GRAD, IR, LOSS, N_SAMPLES
 from ..tensor import Einsum, LogSumExp, Reshape, matmul_form, shape_of
 from .common import Line, Output, Program, print_expr, render, with_header
 from .printers import NumpyArrayPrinter
@@ -23,13 +25,21 @@ BATCH = "Z"  # the batch axis's letter in full einsum subscripts
 class ShapedNumpyPrinter(NumpyArrayPrinter):
     """Symbols of lower per-sample rank than the equation get new axes after the batch."""
 
-    def __init__(self, names, shapes, batched):
+    def __init__(self, names, shapes, batched, inline=None):
         super().__init__(names)
         self.shapes, self.batched, self.rank = shapes, batched, 0
+        self.inline = inline or {}
+
+    def parenthesize(self, item, level, strict=False):
+        if item in self.inline and level >= PRECEDENCE["Mul"]:
+            return f"({self.inline[item]})"  # `@` binds like `*` in Python
+        return super().parenthesize(item, level, strict)
 
     def _print_Symbol(self, expr):
         if expr == N_SAMPLES:
             return "_n"
+        if expr in self.inline:
+            return self.inline[expr]
         name = self.names[expr]
         missing = self.rank - len(self.shapes.get(expr, ()))
         if expr in self.batched and missing > 0:
@@ -105,13 +115,35 @@ def tuple_text(items) -> str:
     return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
 
 
+def inlined(ir: IR, names, batched, shapes) -> dict:
+    """Matrix products that only the next equation reads, as text to print in its place:
+    `h = np.tanh(b1 + x @ W1)`, the way the user wrote it."""
+    uses: dict = {}
+    for e in [eq.rhs for eq in ir.equations] + [r.expr for r in ir.results]:
+        for sym in e.free_symbols:
+            uses[sym] = uses.get(sym, 0) + 1
+    out = {}
+    for eq, reader in zip(ir.equations, ir.equations[1:]):
+        if eq.lhs in ir.hidden and isinstance(eq.rhs, Einsum) and uses.get(eq.lhs) == 1 \
+                and eq.lhs in reader.rhs.free_symbols and not hasattr(reader.rhs, "operands") \
+                and reader.role in (FORWARD, LOSS) and reader.shape == eq.shape \
+                and (eq.lhs in batched) == (reader.lhs in batched):
+            text = einsum_text(eq.rhs, names, batched)
+            if " @ " in text:
+                out[eq.lhs] = text
+    return out
+
+
 def program(ir: IR, names: dict) -> Program:
     shapes = ir.shapes()
     batched = ir.batched()
-    printer = ShapedNumpyPrinter(names, shapes, batched)
+    inline = inlined(ir, names, batched, shapes)
+    printer = ShapedNumpyPrinter(names, shapes, batched, inline)
     lines, in_backward = [], False
     for eq in ir.equations:
         in_backward = in_backward or eq.role in (ADJOINT, GRAD)
+        if eq.lhs in inline:
+            continue
         is_batched = eq.lhs in batched
         if hasattr(eq.rhs, "operands"):
             text = structural_text(eq.rhs, names, batched, shapes)

@@ -4,7 +4,7 @@ The reverse sweep and CSE leave such copies behind (`d_s = d_z` through an addit
 `d_b1 = _t0`). When `b` is computed by a backward equation or a temporary, that equation
 takes the copy's name (a gradient's name first, then an adjoint's), and the other copies
 read it; a copy of a forward value is replaced by that value. Forward values the user
-declared are kept as written.
+declared are kept as written (the front end's hidden equations are not).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def _once(ir: IR) -> IR:
     kept = (FORWARD, LOSS)
     copies: dict = {}
     for eq in ir.equations:
-        if eq.role not in kept and eq.rhs.is_Symbol and shapes.get(eq.rhs) == eq.shape:
+        if (eq.role not in kept or eq.lhs in ir.hidden) and eq.rhs.is_Symbol \
+                and shapes.get(eq.rhs) == eq.shape:
             copies.setdefault(eq.rhs, []).append(eq)
     if not copies:
         return ir
