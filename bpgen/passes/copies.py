@@ -15,7 +15,7 @@ from ..ir import FORWARD, GRAD, IR, LOSS, TEMP
 
 
 def _preference(eq):
-    return (eq.role != GRAD, eq.lhs.name.endswith("_part"), eq.lhs.name)
+    return (eq.role != GRAD, "_part" in eq.lhs.name, eq.lhs.name)
 
 
 def run(ir: IR) -> IR:
@@ -42,7 +42,7 @@ def _once(ir: IR) -> IR:
     for b, group in copies.items():
         source = by_lhs.get(b)
         named = source is not None and source.role != TEMP and \
-            not source.lhs.name.endswith("_part")
+            "_part" not in source.lhs.name
         if source is not None and source.role not in kept and b not in results and (
                 not named or any(c.role == GRAD for c in group)):
             target = min(group, key=_preference)
