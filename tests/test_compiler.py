@@ -6,10 +6,11 @@ import pytest
 import sympy
 
 import bpgen as bp
-from bpgen.autodiff import differentiate
+from bpgen.autodiff import differentiate, differentiate_shaped
 from bpgen.compiler import compile_network
 from bpgen.ir import ADJOINT, GRAD, TEMP, from_network, count_ops
-from bpgen.passes import PIPELINE, cse, dce, fold, optimize, reuse
+from bpgen.passes import (PIPELINE, SHAPED_PIPELINE, copies, cse, dce, fold, optimize,
+                          reuse, shapes)
 from conftest import ROOT
 
 
@@ -132,3 +133,53 @@ def test_names_are_mangled_deterministically():
     assert names["lambda"] == "lambda_" and names["np"] == "np_" and names["data"] == "data_"
     assert names["x"] == "x" and names["n"] == "n"  # common names stay the user's
     assert names["d_w"] == "d_w" and names["d_w_"] == "d_w_"  # adjoint of w avoids d_w
+
+
+# -- shaped values ------------------------------------------------------------------------
+def mlp_net():
+    return runpy.run_path(str(ROOT / "examples" / "mlp_digits.py"))["net"]
+
+
+def test_structural_operations_get_their_own_hidden_equations():
+    ir = from_network(mlp_net(), "mlp.py")
+    eqs = by_name(ir)
+    assert str(eqs["h_matmul"].rhs) == "x @ W1" and eqs["h_matmul"].shape == (32,)
+    assert str(eqs["h"].rhs) == "tanh(b1 + h_matmul)"
+    assert {str(s) for s in ir.hidden} == {"h_matmul", "logits_matmul", "L_dot", "L_lse"}
+    assert ir.shaped and eqs["L"].shape == ()
+
+
+def test_shaped_sweep_sums_parameter_gradients_over_samples():
+    ir = differentiate_shaped(from_network(mlp_net(), "mlp.py"))
+    grads = {str(e.lhs) for e in ir.equations if e.role == GRAD}
+    batched = ir.batched()
+    assert {"d_W1", "d_b1", "d_W2", "d_b2"} <= grads
+    for e in ir.equations:  # gradients are totals for the batch, never per sample
+        if e.role == GRAD:
+            assert e.lhs not in batched, e
+    assert max(sympy.count_ops(e.rhs) for e in ir.equations) < 20  # no expression swell
+
+
+def test_copies_pass_names_values_after_what_they_are():
+    ir = optimize(differentiate_shaped(from_network(mlp_net(), "mlp.py")), SHAPED_PIPELINE)
+    rhs = {str(e.lhs): str(e.rhs) for e in ir.equations}
+    assert rhs["d_h_matmul"] == "d_h*(1 - h**2)"
+    assert rhs["d_b1"] == "sum over samples of d_h_matmul"
+    assert not any(e.rhs.is_Symbol for e in ir.equations if e.role != "forward")
+    before = differentiate_shaped(from_network(mlp_net(), "mlp.py"))
+    after = copies.run(before)
+    after.validate()
+    assert len(after.equations) < len(before.equations)
+
+
+def test_shapes_pass_gives_temporaries_their_shapes():
+    net = bp.Network("t")
+    x = net.input("x", shape=(3,))
+    w = net.param("w", shape=(3,))
+    a = net.eq("a", bp.tanh(w * x) * (w * x))
+    net.loss("L", bp.sum(a * bp.exp(w * x)))
+    ir = cse.run(optimize(differentiate_shaped(from_network(net, "t.py")), PIPELINE[:-1]))
+    temps = [e for e in ir.equations if e.role == TEMP]
+    assert temps and all(e.shape == () for e in temps)  # what CSE leaves: scalar-looking
+    fixed = shapes.run(ir)
+    assert all(e.shape == (3,) for e in fixed.equations if e.role == TEMP)

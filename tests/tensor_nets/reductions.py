@@ -1,5 +1,5 @@
-"""sum and mean over axes of a per-sample matrix, a regulariser that is the same for
-every sample, and a per-sample scalar input next to shaped ones."""
+"""sum and mean over axes (one, or a tuple) of a per-sample matrix, a regulariser that
+is the same for every sample, and a per-sample scalar input next to shaped ones."""
 import numpy as np
 
 import bpgen as bp
@@ -13,7 +13,7 @@ H = net.eq("H", bp.tanh(X @ W))                    # (3, 2): matrix @ matrix per
 rows = net.eq("rows", bp.mean(H, axis=1))          # (3,)
 cols = net.eq("cols", bp.sum(H * H, axis=0))       # (2,)
 score = net.eq("score", bp.dot(rows, v) + bp.sum(cols) / 4)
-net.loss("L", (score - t) ** 2 + 0.01 * bp.sum(W ** 2))
+net.loss("L", (score - t) ** 2 + 0.01 * bp.sum(W ** 2) + 0.1 * bp.mean(H, axis=(0, 1)))
 
 
 def reference(p, d):
@@ -21,7 +21,8 @@ def reference(p, d):
     rows = H.mean(axis=2)
     cols = (H * H).sum(axis=1)
     score = rows @ p["v"] + cols.sum(axis=1) / 4
-    return (score - d["t"]) ** 2 + 0.01 * (p["W"] ** 2).sum()
+    return ((score - d["t"]) ** 2 + 0.01 * (p["W"] ** 2).sum()
+            + 0.1 * H.mean(axis=(1, 2)))
 
 
 def sample(rng, n):
