@@ -329,16 +329,16 @@ def emit(compiled: Compiled) -> dict[str, str]:
     fwd = compiled.programs["forward"]
     loss_ir = compiled.programs["loss"]
     grad_targets = {}
-    grads = []  # (index, result text or None, shape)
+    grads = []  # (index, result text or None, size, the array to scale)
     defined = {eq.lhs for eq in vg.equations}
     for k, (p, r) in enumerate(zip(ir.params, vg.results[1:])):
         if r.expr.is_Symbol and r.expr in defined and r.expr not in grad_targets:
             grad_targets[r.expr] = f"_grad[{k}]"
-            grads.append((k, None, _size(p.shape)))
+            grads.append((k, None, _size(p.shape), names[r.expr]))
         else:
             printer = CPrinter({s: f"{names[s]}[0]" for s in r.expr.free_symbols} |
                                {N_SAMPLES: "(double)_n"})
-            grads.append((k, printer.doprint(r.expr), _size(p.shape)))
+            grads.append((k, printer.doprint(r.expr), _size(p.shape), f"_grad[{k}]"))
     values = list(fwd.results)
     fwd_batched = fwd.batched()
     out_targets = {r.expr: f"_out[{k}]" for k, r in enumerate(values)
