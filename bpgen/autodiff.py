@@ -123,8 +123,9 @@ def _vjp_logsumexp(sweep, eq, adjoint, operand_index):
     return keep(adjoint) * sympy.exp(operand - keep(eq.lhs))
 
 
-def _rules():
-    return {Einsum: _vjp_einsum, Reshape: _vjp_reshape, LogSumExp: _vjp_logsumexp}
+#: The vector-Jacobian product of each structural operation: (sweep, equation, the
+#: adjoint of its result, which operand) -> that operand's contribution.
+RULES = {Einsum: _vjp_einsum, Reshape: _vjp_reshape, LogSumExp: _vjp_logsumexp}
 
 
 class _Sweep:
@@ -190,7 +191,6 @@ class _Sweep:
 
 
 def differentiate_shaped(ir: IR) -> IR:
-    rules = _rules()
     sweep = _Sweep(ir)
     order = {v.symbol: k for k, v in enumerate(ir.inputs + ir.params)}
     order.update({eq.lhs: len(order) + k for k, eq in enumerate(ir.equations)})
@@ -214,7 +214,7 @@ def differentiate_shaped(ir: IR) -> IR:
             for k, operand in enumerate(eq.rhs.operands):
                 if operand in inputs or not operand.is_Symbol:
                     continue
-                c = rules[type(eq.rhs)](sweep, eq, adjoint, k)
+                c = RULES[type(eq.rhs)](sweep, eq, adjoint, k)
                 received[operand].append(sweep.fit(c, operand, v_batched, eq.origin))
             continue
         for operand in sorted(eq.rhs.free_symbols - inputs - {N_SAMPLES},

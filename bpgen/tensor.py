@@ -135,14 +135,14 @@ class Einsum(Structural):
         ins, out = self.subscripts
         text = None
         if len(ins) == 1:
-            (a,), (t,) = ins, texts
-            if out == a:
+            form, (t,) = single_form(ins[0], out), texts
+            if form == ("copy",):
                 text = t
-            elif len(a) == 2 and out == a[::-1]:
+            elif form == ("transpose",):
                 text = style["T"].format(t)
-            elif "".join(c for c in a if c in out) == out:
-                axes = tuple(k for k, c in enumerate(a) if c not in out)
-                text = style["sum"].format(t, "" if len(axes) == len(a) else
+            elif form is not None:
+                axes = form[1]
+                text = style["sum"].format(t, "" if len(axes) == len(ins[0]) else
                                            style["axis"].format(axes[0] if len(axes) == 1
                                                                 else axes))
         elif len(ins) == 2:
@@ -167,13 +167,8 @@ class Einsum(Structural):
         return style["samples"].format(text) if self.batch_sum else text
 
 
-class LogSumExp(Structural):
-    """log(sum(exp(v), axis)), computed as max + log(sum(exp(v - max)))."""
-
-    def __new__(cls, operand, axis):
-        return sympy.Expr.__new__(cls, operand, Integer(axis))
-
-    first_operand = 0
+class _Unary(Structural):
+    """One operand, then one argument that says how (an axis, a shape)."""
 
     @property
     def operands(self):
@@ -181,6 +176,14 @@ class LogSumExp(Structural):
 
     def with_operands(self, operands):
         return self.func(operands[0], self.args[1])
+
+
+class LogSumExp(_Unary):
+    """log(sum(exp(v), axis)), computed as max + log(sum(exp(v - max)))."""
+
+    def __new__(cls, operand, axis):
+        return sympy.Expr.__new__(cls, operand, Integer(axis))
+
 
     @property
     def axis(self) -> int:
@@ -198,18 +201,12 @@ class LogSumExp(Structural):
         return rf"\operatorname{{logsumexp}}_{{{self.axis}}}\left({operand}\right)"
 
 
-class Reshape(Structural):
+class Reshape(_Unary):
     """The same elements (row-major) under another shape; free in C."""
 
     def __new__(cls, operand, shape):
         return sympy.Expr.__new__(cls, operand, Tuple(*[Integer(d) for d in shape]))
 
-    @property
-    def operands(self):
-        return self.args[:1]
-
-    def with_operands(self, operands):
-        return self.func(operands[0], self.args[1])
 
     def shape_in(self, table=None):
         return tuple(int(d) for d in self.args[1])
@@ -232,6 +229,18 @@ LATEX = {"T": "{}^{{\\top}}", "sum": "\\operatorname{{sum}}\\left({}{}\\right)",
          "outer": "{} \\otimes {}",
          "einsum": "\\operatorname{{einsum}}_{{\\texttt{{{}}}}}\\left({}\\right)",
          "samples": "\\sum_{{n}} {}"}
+
+
+def single_form(sub: str, out: str):
+    """What einsum(sub -> out) of one operand is: ("copy",), ("transpose",) for a matrix,
+    ("sum", axes summed), or None (another permutation)."""
+    if out == sub:
+        return ("copy",)
+    if len(sub) == 2 and out == sub[::-1]:
+        return ("transpose",)
+    if "".join(c for c in sub if c in out) == out and set(out) <= set(sub):
+        return ("sum", tuple(k for k, c in enumerate(sub) if c not in out))
+    return None
 
 
 def matmul_form(ins, out, ndims):
@@ -464,5 +473,5 @@ def _kind(node) -> str:
         ins, out = node.subscripts
         if len(ins) == 2:
             return "dot" if ins[0] == ins[1] else "matmul"
-        return "T" if sorted(ins[0]) == sorted(out) else "sum"
+        return "sum" if (single_form(ins[0], out) or ("",))[0] == "sum" else "T"
     return "lse" if isinstance(node, LogSumExp) else "reshape"

@@ -14,7 +14,8 @@ from sympy.printing.precedence import PRECEDENCE
 
 from ..compiler import Compiled
 from ..ir import ADJOINT, FORWARD, GRAD, IR, LOSS, N_SAMPLES
-from ..tensor import Einsum, LogSumExp, Reshape, matmul_form, shape_of
+from ..tensor import (Einsum, LogSumExp, Reshape, Structural, matmul_form, shape_of,
+                      single_form)
 from .common import Line, Output, Program, print_expr, render, with_header
 from .printers import NumpyArrayPrinter
 
@@ -72,18 +73,18 @@ def einsum_text(node: Einsum, names, batched) -> str:
     ndims = [len(s) for s in ins]
     if len(ins) == 1:
         (a,), (t,) = ins, texts
-        if out == a:
+        form = single_form(a, out)
+        if form == ("copy",):
             return t
-        if all(c in a for c in out) and "".join(c for c in a if c in out) == out:
-            axes = [k for k, c in enumerate(a) if c not in out]
+        if form == ("transpose",):
+            return f"{t}.T"
+        if form is not None:
+            axes = form[1]
             if len(axes) == len(a):
                 return f"np.sum({t})"
             if len(a) - 1 in axes:  # NumPy's einsum sums short rows faster than np.sum
                 return f"np.einsum('{a}->{out}', {t})"
-            axis = axes[0] if len(axes) == 1 else tuple(axes)
-            return f"np.sum({t}, axis={axis})"
-        if len(a) == 2 and out == a[::-1]:
-            return f"{t}.T"
+            return f"np.sum({t}, axis={axes[0] if len(axes) == 1 else axes})"
     text = matmul_text(ins, out, texts, ndims)
     if text is not None:
         return text
@@ -98,7 +99,7 @@ def einsum_text(node: Einsum, names, batched) -> str:
     return f"np.einsum('{','.join(ins)}->{out}', {', '.join(texts)})"
 
 
-def structural_text(rhs, names, batched, shapes) -> str:
+def structural_text(rhs, names, batched) -> str:
     if isinstance(rhs, Einsum):
         return einsum_text(rhs, names, batched)
     (operand,) = rhs.operands
@@ -115,7 +116,7 @@ def tuple_text(items) -> str:
     return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
 
 
-def inlined(ir: IR, names, batched, shapes) -> dict:
+def inlined(ir: IR, names, batched) -> dict:
     """Matrix products that only the next equation reads, as text to print in its place:
     `h = np.tanh(b1 + x @ W1)`, the way the user wrote it."""
     uses: dict = {}
@@ -125,7 +126,7 @@ def inlined(ir: IR, names, batched, shapes) -> dict:
     out = {}
     for eq, reader in zip(ir.equations, ir.equations[1:]):
         if eq.lhs in ir.hidden and isinstance(eq.rhs, Einsum) and uses.get(eq.lhs) == 1 \
-                and eq.lhs in reader.rhs.free_symbols and not hasattr(reader.rhs, "operands") \
+                and eq.lhs in reader.rhs.free_symbols and not isinstance(reader.rhs, Structural) \
                 and reader.role in (FORWARD, LOSS) and reader.shape == eq.shape \
                 and (eq.lhs in batched) == (reader.lhs in batched):
             text = einsum_text(eq.rhs, names, batched)
@@ -137,7 +138,7 @@ def inlined(ir: IR, names, batched, shapes) -> dict:
 def program(ir: IR, names: dict) -> Program:
     shapes = ir.shapes()
     batched = ir.batched()
-    inline = inlined(ir, names, batched, shapes)
+    inline = inlined(ir, names, batched)
     printer = ShapedNumpyPrinter(names, shapes, batched, inline)
     lines, in_backward = [], False
     for eq in ir.equations:
@@ -145,8 +146,8 @@ def program(ir: IR, names: dict) -> Program:
         if eq.lhs in inline:
             continue
         is_batched = eq.lhs in batched
-        if hasattr(eq.rhs, "operands"):
-            text = structural_text(eq.rhs, names, batched, shapes)
+        if isinstance(eq.rhs, Structural):
+            text = structural_text(eq.rhs, names, batched)
         else:
             printer.rank = len(eq.shape)
             text = print_expr(printer, eq.rhs, eq.origin, TARGET)

@@ -9,12 +9,13 @@ stay (forward() still reports them), but their uses read the constant.
 from __future__ import annotations
 
 from ..ir import FORWARD, LOSS, IR
+from ..tensor import Structural
 
 
 def run(ir: IR) -> IR:
     # operands of structural operations (matmul, sums, ...) stay arrays
     structural = set().union(*[eq.rhs.free_symbols for eq in ir.equations
-                               if eq.rhs.is_Atom is False and hasattr(eq.rhs, "operands")])
+                               if isinstance(eq.rhs, Structural)])
     constants = {}
     equations = []
     for eq in ir.equations:
