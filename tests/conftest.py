@@ -23,6 +23,16 @@ NETS = sorted((ROOT / "tests" / "nets").glob("*.py"))
 ZOO_IDS = [p.stem for p in NETS]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-goldens", action="store_true",
+                     help="rewrite generated/ and tests/golden/ from the current compiler")
+
+
+@pytest.fixture(scope="session")
+def update_goldens(request) -> bool:
+    return request.config.getoption("--update-goldens")
+
+
 def import_file(path: Path, name: str | None = None):
     name = name or f"_gen_{path.parent.name}_{path.stem}_{abs(hash(str(path)))}"
     spec = importlib.util.spec_from_file_location(name, path)

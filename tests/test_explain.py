@@ -14,6 +14,7 @@ import bpgen as bp
 from bpgen.compiler import compile_network
 from bpgen.explain import Explanation
 from conftest import ROOT, run_cli
+from golden_files import UPDATE
 
 S = {n: sympy.Symbol(n, real=True) for n in
      "x1 x2 y s1 s2 z1 z2 s3 z3 L w11 w21 w12 w22 v1 v2".split()}
@@ -97,13 +98,6 @@ def test_unused_parameter_explains_as_zero(zoo):
 
 
 GOLDEN = ROOT / "tests" / "golden"
-UPDATE = {"seed.explain.txt": "bpgen explain examples/seed.py > tests/golden/seed.explain.txt",
-          "seed.explain.tex": "bpgen explain examples/seed.py --format latex --standalone "
-                              "> tests/golden/seed.explain.tex",
-          "mlp.explain.txt": "bpgen explain examples/mlp_digits.py "
-                             "> tests/golden/mlp.explain.txt",
-          "mlp.explain.tex": "bpgen explain examples/mlp_digits.py --format latex --standalone "
-                             "> tests/golden/mlp.explain.tex"}
 EXAMPLE = {"seed": "examples/seed.py", "mlp": "examples/mlp_digits.py"}
 LATEX = ["--format", "latex", "--standalone"]
 
@@ -111,11 +105,13 @@ LATEX = ["--format", "latex", "--standalone"]
 @pytest.mark.parametrize("name,args", [
     ("seed.explain.txt", []), ("seed.explain.tex", LATEX),
     ("mlp.explain.txt", []), ("mlp.explain.tex", LATEX)])
-def test_explain_golden(name, args, monkeypatch, capsys):
+def test_explain_golden(name, args, monkeypatch, capsys, update_goldens):
     monkeypatch.chdir(ROOT)
     assert run_cli("explain", EXAMPLE[name.split(".")[0]], *args) == 0
     out = capsys.readouterr().out
-    assert out == (GOLDEN / name).read_text(encoding="utf-8"), f"run: {UPDATE[name]}"
+    if update_goldens:
+        (GOLDEN / name).write_text(out, encoding="utf-8")
+    assert out == (GOLDEN / name).read_text(encoding="utf-8"), f"run: {UPDATE}"
 
 
 def test_wrt_and_markdown_and_unknown_parameter(monkeypatch, capsys):

@@ -1,40 +1,37 @@
-"""generated/ is exactly what `bpgen compile examples/*.py --target all` produces.
+"""Golden files: generated/ (the examples) and tests/golden/ (every test network) hold
+exactly what the compiler writes now.
 
-Update after an intended change with:
-    bpgen compile examples/*.py --target all -o generated
+Update both after an intended change, then review the diff:
+    python -m pytest tests/test_golden.py --update-goldens
 """
 
-import difflib
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from conftest import ROOT, run_cli
-
-UPDATE = "bpgen compile examples/*.py --target all -o generated"
-IGNORED_SUFFIXES = (".so", ".dylib", ".pyc")
+import pytest
+from conftest import NETS, ROOT, TENSOR_NETS, run_cli
+from golden_files import compare_or_update, source_files
 
 
-def source_files(directory: Path) -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.iterdir())
-            if p.is_file() and not p.name.endswith(IGNORED_SUFFIXES)
-            and not p.name.startswith(".")}
-
-
-def test_generated_matches_examples(tmp_path, monkeypatch):
+def test_generated_matches_examples(tmp_path, monkeypatch, update_goldens):
+    """generated/ is exactly what `bpgen compile examples/*.py --target all` writes."""
     monkeypatch.chdir(ROOT)
     examples = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.py"))
     assert run_cli("compile", *examples, "--target", "all", "--no-build", "-o", tmp_path) == 0
-    fresh, golden = source_files(tmp_path), source_files(ROOT / "generated")
-    problems = [f"missing from generated/: {n}" for n in sorted(fresh.keys() - golden.keys())]
-    problems += [f"extra in generated/: {n}" for n in sorted(golden.keys() - fresh.keys())]
-    for name in sorted(fresh.keys() & golden.keys()):
-        if fresh[name] != golden[name]:
-            problems.append("".join(difflib.unified_diff(
-                golden[name].splitlines(True), fresh[name].splitlines(True),
-                f"generated/{name}", f"{name} (fresh)")))
-    assert not problems, "\n".join(problems) + f"\n\nIf intended, run: {UPDATE}"
+    compare_or_update(tmp_path, ROOT / "generated", update_goldens, "generated")
+
+
+@pytest.mark.parametrize("path", NETS + TENSOR_NETS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_test_network_matches_its_golden_files(path, tmp_path, monkeypatch,
+                                                      update_goldens):
+    """Every generated file of every test network, checked in under tests/golden/."""
+    monkeypatch.chdir(ROOT)
+    assert run_cli("compile", path.relative_to(ROOT), "--target", "all", "--no-build",
+                   "-o", tmp_path) == 0
+    golden = ROOT / "tests" / "golden" / path.parent.name / path.stem
+    compare_or_update(tmp_path, golden, update_goldens,
+                      str(golden.relative_to(ROOT)))
 
 
 def test_check_mode_passes_on_goldens_and_fails_on_a_stale_copy(tmp_path, monkeypatch,
