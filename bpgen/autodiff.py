@@ -34,6 +34,10 @@ def local_partial(eq: Equation, operand: sympy.Symbol) -> sympy.Expr:
     if partial.has(sympy.Derivative, sympy.Subs):
         raise CompileError(f"SymPy cannot differentiate {eq.lhs} = {eq.rhs} with respect "
                            f"to {operand} (no derivative rule)", eq.origin)
+    if partial.has(sympy.DiracDelta):
+        # Heaviside, sign: the derivative is 0 everywhere but at the jump, where gradient
+        # code takes 0 too (as relu's kink, and as PyTorch and JAX do).
+        partial = partial.replace(sympy.DiracDelta, lambda *args: S.Zero)
     # 2*(z3 - y) rather than 2*z3 - 2*y: reads like the math and costs one op less.
     return sympy.factor_terms(partial)
 

@@ -1,8 +1,11 @@
 """The command line: `bpgen compile NET.py ...` (also `python -m bpgen`).
 
 Parses arguments, loads net files, runs the compiler and writes files atomically.
-No compiler logic lives here. User mistakes print one line `file:line: error: ...`
-and exit with status 2; `--check` exits 1 when the output directory is out of date.
+No compiler logic lives here.
+
+Exit status: 0 done; 1 `--check` found the output out of date; 2 a user error (one line
+`file:line: error: ...`, nothing written); 3 an internal error of bpgen (one line; the
+traceback with -v); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -12,14 +15,16 @@ import importlib.util
 import os
 import shutil
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 from . import __version__
 from .compiler import compile_network
 from .emit import TARGETS, emit
-from .errors import BpgenError, OutputError
-from .loader import load_networks
+from .errors import BpgenError, LoadError, OutputError
+from .loader import current_line, display_path, load_networks, split_spec
 from .output import diff, write_all
 
 EXAMPLES = """\
@@ -57,6 +62,8 @@ def parser() -> argparse.ArgumentParser:
                    help="with the C target, write sources but do not build the library")
     c.add_argument("-v", "--verbose", action="store_true",
                    help="print the time of each compiler stage and the graph sizes")
+    c.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="give up loading a net file that runs longer than this")
     e = sub.add_parser("explain", help="show the chain rule for each parameter's gradient",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("nets", nargs="+", metavar="NET.py[:NAME]")
@@ -64,12 +71,24 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=("text", "markdown", "latex"), default="text")
     e.add_argument("--standalone", action="store_true",
                    help="with --format latex: a complete document for pdflatex")
+    e.add_argument("-v", "--verbose", action="store_true",
+                   help="show the traceback of an internal error")
+    e.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="give up loading a net file that runs longer than this")
     g = sub.add_parser("graph", help="draw the forward and backward graphs (DOT, SVG, PNG)",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     g.add_argument("net", metavar="NET.py[:NAME]")
     g.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="FILE.dot (text), or .svg/.png/.pdf (needs Graphviz's dot)")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="show the traceback of an internal error")
+    g.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="give up loading a net file that runs longer than this")
     return top
+
+
+EXIT_OK, EXIT_OUT_OF_DATE, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = \
+    0, 1, 2, 3, 130
 
 
 def main(argv=None) -> int:
@@ -80,7 +99,80 @@ def main(argv=None) -> int:
         return commands[args.command](args)
     except BpgenError as exc:
         print(exc.format(), file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("bpgen: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except RecursionError:
+        print("error: an expression is nested deeper than bpgen can follow; build it in "
+              "several net.eq steps", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:  # a bug in bpgen, not a user mistake
+        if args.verbose:
+            traceback.print_exc()
+        what = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        print(f"error: internal error in bpgen ({type(exc).__name__}"
+              f"{': ' + what if what else ''}); please report it with the network file"
+              f"{'' if args.verbose else ' (run with -v for the traceback)'}",
+              file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+
+
+#: Loading and compiling run in a worker thread with a large stack and a high recursion
+#: limit, so deeply nested user expressions are followed instead of crashing Python.
+STACK_SIZE = 512 * 1024 * 1024
+RECURSION_LIMIT = 100_000
+
+
+def in_worker(fn, *args, timeout=None, shown=None):
+    """`fn(*args)` in a worker thread; its result, or its exception re-raised here.
+
+    The main thread waits in short steps, so Ctrl-C interrupts at once; with `timeout`
+    (seconds), a worker still running then is reported at the line of `shown` (the net
+    file) it is executing, and abandoned (it is a daemon thread).
+    """
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as exc:  # noqa: B036 - handed to the main thread
+            outcome["error"] = exc
+
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, RECURSION_LIMIT))
+    old_stack = threading.stack_size()
+    try:
+        try:
+            threading.stack_size(STACK_SIZE)
+        except (ValueError, RuntimeError):  # the platform refuses: keep its default
+            pass
+        worker = threading.Thread(target=target, name="bpgen-worker", daemon=True)
+        worker.start()
+    finally:
+        threading.stack_size(old_stack)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while worker.is_alive():
+            worker.join(0.05)
+            if deadline is not None and worker.is_alive() and time.monotonic() > deadline:
+                frame = sys._current_frames().get(worker.ident)
+                raise LoadError(f"still running after {timeout:g} s (--timeout); is there "
+                                "an endless loop?", current_line(frame, shown) if shown
+                                else None)
+    finally:
+        sys.setrecursionlimit(old_limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def load(spec, args, progress=None):
+    """`load_networks(spec)` in the worker, with --timeout and a progress line."""
+    if progress:
+        progress.update(f"loading {display_path(split_spec(spec)[0])}…")
+    return in_worker(load_networks, spec, timeout=getattr(args, "timeout", None),
+                     shown=display_path(split_spec(spec)[0]))
 
 
 class Progress:
@@ -135,14 +227,14 @@ def _compile(args, progress) -> int:
     owners: dict[str, str] = {}
     started = time.perf_counter()
     for spec in args.nets:
-        shown, networks = load_networks(spec)
+        shown, networks = load(spec, args, progress)
         for net in networks:
-            compiled = compile_network(
-                net, shown, lambda stage, n=net.name: progress.update(f"{n}: {stage or 'emit'}…"))
+            compiled = in_worker(compile_network, net, shown, lambda stage, n=net.name:
+                                 progress.update(f"{n}: {stage or 'emit'}…"))
             for d in compiled.diagnostics:
                 print(d, file=sys.stderr)
             clock = time.perf_counter()
-            produced = emit(compiled, targets)
+            produced = in_worker(emit, compiled, targets)
             compiled.timings["emit"] = time.perf_counter() - clock
             for name in produced:
                 if name in owners:
@@ -180,9 +272,9 @@ def explain_command(args) -> int:
     from .explain import Explanation
     parts = []
     for spec in args.nets:
-        shown, networks = load_networks(spec)
+        shown, networks = load(spec, args)
         for net in networks:
-            compiled = compile_network(net, shown)
+            compiled = in_worker(compile_network, net, shown)
             exp = Explanation(compiled, args.wrt)
             if args.format == "text":
                 parts.append(exp.text())
@@ -197,14 +289,14 @@ def explain_command(args) -> int:
 def graph_command(args) -> int:
     from .graph import render, to_dot, to_dot_shaped
     from .ir import from_network
-    shown, networks = load_networks(args.net)
+    shown, networks = load(args.net, args)
     if len(networks) > 1:
         raise OutputError(f"{shown} defines {len(networks)} networks; pick one with "
                           f"{shown}:NAME ({', '.join(n.name for n in networks)})")
     if networks[0].shaped:
-        dot = to_dot_shaped(compile_network(networks[0], shown))
+        dot = to_dot_shaped(in_worker(compile_network, networks[0], shown))
     else:
-        dot = to_dot(from_network(networks[0], shown))
+        dot = in_worker(lambda: to_dot(from_network(networks[0], shown)))
     target = Path(args.output)
     fmt = target.suffix.lstrip(".").lower()
     if fmt not in ("dot", "gv", "svg", "png", "pdf"):

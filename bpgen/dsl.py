@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -23,12 +24,14 @@ import numpy as np
 import sympy
 
 from .errors import DeclarationError, Diagnostic, Origin
-from .tensor import ShapeError, TensorSymbol, lower, shape_of
+from .tensor import ShapeError, Structural, TensorSymbol, lower, shape_of
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _SPLIT = re.compile(r"[\s,]+")
 
 ROLES = ("input", "param", "intermediate", "loss")
+#: The most elements one value may have: its index must fit a 32-bit C long.
+MAX_SIZE = 2**31 - 1
 REDUCTIONS = ("mean", "sum")
 
 
@@ -44,6 +47,51 @@ def caller_origin() -> Origin | None:
         return None
     finally:
         del frame
+
+
+#: Subexpressions nested deeper than this become equations of their own, so that each
+#: equation SymPy differentiates stays shallow: the reverse sweep then chains them in
+#: linear time, where differentiating one deep expression whole swells quadratically.
+MAX_HEIGHT = 16
+
+
+def split_deep(expr, declare):
+    """`expr` with every subexpression of height MAX_HEIGHT moved to `declare(sub)`
+    (which returns the symbol that stands for it), innermost first."""
+    def visit(e):
+        if not e.args or e.is_Atom or isinstance(e, Structural):
+            return e, 0
+        args, height = [], 0
+        for a in e.args:
+            a, h = visit(a)
+            args.append(a)
+            height = max(height, h)
+        if any(a is not b for a, b in zip(args, e.args)):
+            e = e.func(*args)
+        if height + 1 >= MAX_HEIGHT:
+            return declare(e), 0
+        return e, height + 1
+    if not isinstance(expr, sympy.Basic) or isinstance(expr, Structural):
+        return expr
+    top, _ = visit(expr)
+    return top
+
+
+def _representable(number) -> bool:
+    """Whether a SymPy number is a double (or an explicit infinity)."""
+    if number.is_infinite:
+        return True
+    if number.is_Rational:
+        return abs(number.p) < 2**1024 and number.q < 2**1024
+    try:
+        return math.isfinite(float(number))
+    except (OverflowError, TypeError, ValueError):
+        return False
+
+
+def _short(number) -> str:
+    text = str(number)
+    return text if len(text) <= 24 else str(sympy.N(number, 4))
 
 
 @dataclass(frozen=True)
@@ -163,7 +211,7 @@ class Network:
             return self._declare(base, "intermediate", sub, shape_of(sub), None, origin,
                                  anonymous=True)
 
-        return lower(expr, declare), shape
+        return split_deep(lower(expr, declare), lambda sub: declare("nest", sub)), shape
 
     def _declare_many(self, names, role: str, options: dict):
         origin = caller_origin()
@@ -208,6 +256,10 @@ class Network:
             raise DeclarationError(
                 f"{name!r}: shape {shape} must be a tuple of positive integers", origin)
         shape = tuple(int(d) for d in shape)
+        if int(np.prod(shape, dtype=object)) > MAX_SIZE:
+            raise DeclarationError(
+                f"{name!r}: shape {shape} has {int(np.prod(shape, dtype=object))} elements; "
+                f"bpgen supports at most {MAX_SIZE} per value", origin)
         symbol = TensorSymbol(name, shape) if shape else sympy.Symbol(name, real=True)
         decl = Declaration(name, symbol, role, expr, shape, origin, latex, anonymous)
         self.declarations.append(decl)
@@ -241,6 +293,11 @@ class Network:
         if expr.has(sympy.nan, sympy.zoo) or any(
                 isinstance(a, sympy.Float) and a != a for a in expr.atoms(sympy.Float)):
             raise DeclarationError(f"equation {name!r} contains a NaN constant", origin)
+        for number in sorted(expr.atoms(sympy.Number), key=sympy.default_sort_key):
+            if not _representable(number):
+                raise DeclarationError(
+                    f"equation {name!r}: the constant {_short(number)} is outside the range "
+                    "of a double (about ±1.8e308)", origin)
         if expr.has(sympy.I):
             raise DeclarationError(
                 f"equation {name!r} is complex-valued; bpgen computes in real numbers",

@@ -1,11 +1,14 @@
 """Load a user's net file: run it and collect the `bpgen.Network`s it defines.
 
 Anything that goes wrong while the file runs (a syntax error, an exception, a bad
-declaration) becomes a `BpgenError` that points at the line in the user's file.
+declaration, a call to sys.exit or os._exit, bytes that are not UTF-8, an expression
+nested deeper than Python can follow) becomes a `BpgenError` that points at the line in
+the user's file. Ctrl-C (KeyboardInterrupt) is not caught: the CLI reports it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import traceback
@@ -23,32 +26,78 @@ def display_path(path: str) -> str:
     return rel.replace(os.sep, "/")
 
 
-def load_networks(spec: str) -> tuple[str, list[Network]]:
-    """`net.py` or `net.py:NAME` -> (display path, networks defined at the top level)."""
-    path, _, wanted = spec.rpartition(":") if ":" in spec and not os.path.exists(spec) \
-        else (spec, "", "")
-    shown = display_path(path)
+def split_spec(spec: str) -> tuple[str, str]:
+    """`net.py` or `net.py:NAME` -> (path, NAME or '')."""
+    if ":" in spec and not os.path.exists(spec):
+        path, _, wanted = spec.rpartition(":")
+        return path, wanted
+    return spec, ""
+
+
+class _Exited(BaseException):
+    """Raised in place of os._exit while a net file runs."""
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.code = status
+
+
+def _refuse_exit(status=0):
+    raise _Exited(status)
+
+
+def read_source(path: str, shown: str) -> str:
     try:
-        with open(path, encoding="utf-8") as f:
-            source = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as exc:
         raise LoadError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    try:
+        return importlib.util.decode_source(raw)  # UTF-8, or the file's coding cookie
+    except (UnicodeDecodeError, SyntaxError, LookupError) as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            line = raw[:bad.start].count(b"\n") + 1
+            raise LoadError(f"{shown} is not valid UTF-8 (byte 0x{raw[bad.start]:02x} at "
+                            f"offset {bad.start}); save it as UTF-8",
+                            Origin(shown, line)) from None
+        raise LoadError(f"cannot decode {shown}: {exc}", Origin(shown, 1)) from None
+
+
+def load_networks(spec: str) -> tuple[str, list[Network]]:
+    """`net.py` or `net.py:NAME` -> (display path, networks defined at the top level)."""
+    path, wanted = split_spec(spec)
+    shown = display_path(path)
+    source = read_source(path, shown)
     try:
         code = compile(source, shown, "exec")
     except SyntaxError as exc:
         raise LoadError(f"syntax error: {exc.msg}", Origin(shown, exc.lineno or 1)) from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
+        raise LoadError(f"cannot compile {shown}: {exc}", Origin(shown, 1)) from None
     namespace = {"__name__": "__bpgen_net__", "__file__": os.path.abspath(path)}
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    real_exit, os._exit = os._exit, _refuse_exit
     try:
         exec(code, namespace)  # noqa: S102 - running the user's net file is the point
     except BpgenError:
         raise
+    except (SystemExit, _Exited) as exc:
+        how = "os._exit" if isinstance(exc, _Exited) else "sys.exit"
+        raise LoadError(f"{shown} exited during import ({how}({exc.code!r})); a net file "
+                        "should only declare networks", _user_origin(exc, shown)) from None
+    except RecursionError as exc:
+        raise LoadError("an expression is nested deeper than Python can follow "
+                        f"({exc}); build it in several net.eq steps",
+                        _user_origin(exc, shown)) from None
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, TypeError) and "for @" in str(exc):
             message += " (an operand of @ must be a declared value; use bp.matmul(a, b))"
         raise LoadError(message, _user_origin(exc, shown)) from None
     finally:
+        os._exit = real_exit
         sys.path.pop(0)
     networks = [v for v in namespace.values() if isinstance(v, Network)]
     unique = list({id(n): n for n in networks}.values())
@@ -72,4 +121,14 @@ def _user_origin(exc: BaseException, shown: str) -> Origin | None:
     for frame in traceback.extract_tb(exc.__traceback__):
         if frame.filename == shown:
             line = frame.lineno
+    return Origin(shown, line) if line else None
+
+
+def current_line(frame, shown: str) -> Origin | None:
+    """The line of the user's file that a running thread (its top `frame`) is at."""
+    line = None
+    while frame is not None:
+        if frame.f_code.co_filename == shown and line is None:
+            line = frame.f_lineno
+        frame = frame.f_back
     return Origin(shown, line) if line else None

@@ -111,13 +111,21 @@ class Program:
         return [ln for ln in self.lines if ln.backward]
 
 
+class UnsupportedFunction(CompileError):
+    """A function the target's printer has no form for (`function` names it)."""
+
+    def __init__(self, function: str, target: str, origin=None, message=None):
+        super().__init__(message or f"function {function!r} is not supported by the "
+                         f"{target} target", origin)
+        self.function, self.target = function, target
+
+
 def print_expr(printer, expr, origin, target: str) -> str:
     try:
         return printer.doprint(expr)
     except PrintMethodNotImplementedError as exc:
         what = str(exc).split("\n")[0].rsplit(":", 1)[-1].strip()
-        raise CompileError(f"function {what!r} is not supported by the {target} target",
-                           origin) from None
+        raise UnsupportedFunction(what, target, origin) from None
 
 
 def make_program(ir: IR, printer, target: str) -> Program:
