@@ -9,7 +9,11 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+
+from sympy.core.cache import clear_cache
+from sympy.core.parameters import distribute
 
 from . import naming
 from .autodiff import differentiate, differentiate_shaped
@@ -34,6 +38,26 @@ class Compiled:
 
 def compile_network(net: Network, source: str, progress=None) -> Compiled:
     """`progress(stage)`, if given, is called as each stage starts."""
+    with exact_arithmetic():
+        return _compile(net, source, progress)
+
+
+@contextmanager
+def exact_arithmetic():
+    """SymPy without its automatic distribution of a number over a sum.
+
+    SymPy rewrites 10**9*(1 - t**2) as 10**9 - 10**9*t**2, which cancels catastrophically
+    where t**2 is close to 1 (the gradient of 10**6*tanh(1000*w) near w = 0.01 would be 0).
+    Every expression bpgen builds keeps the factored form the derivative rules produced.
+    SymPy's cache may hold a product built earlier with distribution on, so it is cleared.
+    """
+    clear_cache()
+    with distribute(False):
+        yield
+    clear_cache()
+
+
+def _compile(net: Network, source: str, progress=None) -> Compiled:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     stages = iter(("autodiff", "passes", ""))

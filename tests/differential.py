@@ -222,13 +222,19 @@ def compare_values(old, new, where: str) -> list[str]:
     with np.errstate(invalid="ignore"):
         worst = np.nanmax(np.abs(b - a)[finite & np.isfinite(b)], initial=0.0)
     return [f"{where}: {len(bad)} of {a.size} entries differ; at index {index}: "
-            f"old {a[index]!r} new {b[index]!r} (largest finite |new - old| {worst:.3g})"]
+            f"old {a[index].item()!r} new {b[index].item()!r} "
+            f"(largest finite |new - old| {worst:.3g})"]
 
 
 def _copy(value):
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
     return value.copy() if isinstance(value, np.ndarray) else value
+
+
+# names of the parts of tuple results, for messages
+PARTS = {"value_and_grad": ("loss", "grads"), "sgd_step": ("loss", "params"),
+         "train": ("params", "losses")}
 
 
 def compare_call(old_module, new_module, function, label, *args, **kwargs) -> list[str]:
@@ -253,6 +259,10 @@ def compare_call(old_module, new_module, function, label, *args, **kwargs) -> li
         return [f"{where}: old raised {old_exc!r}, new returned {new!r}"]
     if new_exc is not None:
         return [f"{where}: new raised {new_exc!r}, old returned {old!r}"]
+    parts = PARTS.get(function, ())
+    if isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new) == len(parts):
+        return [p for part, o, n in zip(parts, old, new)
+                for p in compare_values(o, n, f"{where} {part}")]
     return compare_values(old, new, where)
 
 

@@ -201,11 +201,12 @@ class Runs:
             return skip, problems
         name, desc = self.net(case)
         try:
-            params, data = self.draw(case, desc, self.module("old", name, "numpy"))
             old = self.module("old", name, target)
             new = self.module("new", name, target)
+            reference = self.module("old", name, "numpy")
         except Exception as exc:  # noqa: BLE001 - e.g. a C build that fails on import
             return None, [f"importing the generated modules failed: {exc!r}"]
+        params, data = self.draw(case, desc, reference)
         return None, (
             compare_modules(old, new, f"[{target}, {N_SAMPLES} samples]", params, data)
             + compare_modules(old, new, f"[{target}, 1 sample]", params,
@@ -229,8 +230,11 @@ def runs(tmp_path_factory) -> Runs:
         origin = compiler.origin()
         assert origin.is_relative_to(compiler.tree.resolve()), \
             f"the {compiler.label} compiler imports bpgen from {origin}, not {compiler.tree}"
-    compile_both(old, new, list(files.values()))
     result = Runs(base, old, new, files)
+    names = [result.net(case)[0] for case in ZOO_CASES + RANDOM_SCALAR + RANDOM_TENSOR]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    assert not twice, f"networks named alike would share generated files: {twice}"
+    compile_both(old, new, list(files.values()))
     if C_OPT != "wrapper":
         jobs = [(compiler.out, result.net(case)[0])
                 for case in ZOO_CASES + RANDOM_SCALAR + RANDOM_TENSOR

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sympy
 
 from ..autodiff import local_partial
+from ..compiler import exact_arithmetic
 from . import c_shaped, c_target, numpy_shaped, numpy_target
 from .common import UnsupportedFunction
 
@@ -18,11 +19,12 @@ SHAPED_TARGETS = {"numpy": numpy_shaped, "c": c_shaped}
 def emit(compiled, targets) -> dict[str, str]:
     table = SHAPED_TARGETS if compiled.ir.shaped else TARGETS
     files: dict[str, str] = {}
-    for name in targets:
-        try:
-            files.update(table[name].emit(compiled))
-        except UnsupportedFunction as exc:
-            raise blame(exc, compiled.ir) from None
+    with exact_arithmetic():
+        for name in targets:
+            try:
+                files.update(table[name].emit(compiled))
+            except UnsupportedFunction as exc:
+                raise blame(exc, compiled.ir) from None
     return files
 
 
