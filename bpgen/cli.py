@@ -22,10 +22,11 @@ from pathlib import Path
 
 from . import __version__
 from .compiler import compile_network
-from .emit import TARGETS, emit
+from .emit import TARGETS, emit, files_of
 from .errors import BpgenError, LoadError, OutputError
 from .loader import current_line, display_path, load_networks, split_spec
-from .output import diff, write_all
+from .output import diff, write_set
+from .provenance import read_file_header
 
 EXAMPLES = """\
 examples:
@@ -222,17 +223,22 @@ def compile_command(args) -> int:
 
 
 def _compile(args, progress) -> int:
-    targets = list(TARGETS) if args.target == "all" else [args.target]
+    requested = list(TARGETS) if args.target == "all" else [args.target]
+    out_dir = Path(args.output)
     files: dict[str, str] = {}
     owners: dict[str, str] = {}
+    net_files: list[str] = []
     started = time.perf_counter()
     for spec in args.nets:
         shown, networks = load(spec, args, progress)
+        net_files.append(split_spec(spec)[0])
         for net in networks:
-            compiled = in_worker(compile_network, net, shown, lambda stage, n=net.name:
+            compiled = in_worker(compile_network, net, source_for(net_files[-1], out_dir),
+                                 lambda stage, n=net.name:
                                  progress.update(f"{n}: {stage or 'emit'}…"))
             for d in compiled.diagnostics:
                 print(d, file=sys.stderr)
+            targets = requested + companions(out_dir, net.name, requested)
             clock = time.perf_counter()
             produced = in_worker(emit, compiled, targets)
             compiled.timings["emit"] = time.perf_counter() - clock
@@ -244,7 +250,6 @@ def _compile(args, progress) -> int:
             files.update(produced)
             if args.verbose:
                 report(compiled, file=sys.stderr)
-    out_dir = Path(args.output)
     if args.check:
         text = diff(out_dir, files)
         if text:
@@ -252,20 +257,51 @@ def _compile(args, progress) -> int:
             print(f"bpgen: {out_dir} is out of date; run: bpgen compile "
                   f"{' '.join(args.nets)} --target {args.target} -o {args.output}",
                   file=sys.stderr)
-            return 1
-        return 0
-    wrappers = [name for name in files if name.endswith("_c.py")]
-    if wrappers and not args.no_build:
+            return EXIT_OUT_OF_DATE
+        return EXIT_OK
+    wrappers = sorted(name for name in files if name.endswith("_c.py"))
+    build = wrappers and not args.no_build
+    if build:
         require_compiler()
-    write_all(out_dir, files, force=args.force)
-    if wrappers and not args.no_build:
-        for name in sorted(wrappers):
+
+    def build_libraries():
+        for name in wrappers:
             progress.update(f"building {name.removesuffix('_c.py')} with the C compiler…")
             build_library(out_dir / name)
+    write_set(out_dir, files, force=args.force, protect=net_files,
+              then=build_libraries if build else None)
     if args.verbose:
         print(f"bpgen: wrote {len(files)} files to {out_dir} in "
               f"{time.perf_counter() - started:.2f} s", file=sys.stderr)
-    return 0
+    return EXIT_OK
+
+
+def source_for(net_file: str, out_dir: Path) -> str:
+    """The net file as generated files name it: relative to the output directory (so
+    their headers do not depend on where bpgen runs), '/'-separated."""
+    try:
+        rel = os.path.relpath(os.path.abspath(net_file), os.path.abspath(out_dir))
+    except ValueError:  # another drive on Windows
+        rel = os.path.abspath(net_file)
+    return rel.replace(os.sep, "/")
+
+
+def companions(out_dir: Path, name: str, requested) -> list[str]:
+    """Targets not asked for whose files of network `name` are in `out_dir` (from an
+    earlier compile): they are regenerated too, so the directory never holds files of two
+    versions of one network."""
+    found = []
+    for target in TARGETS:
+        if target in requested:
+            continue
+        for filename in files_of(name, target):
+            header = read_file_header(out_dir / filename)
+            if header is not None and header.network == name:
+                print(f"bpgen: also updating {out_dir / filename} and the other {target} "
+                      f"files of network {name!r}, so that they match", file=sys.stderr)
+                found.append(target)
+                break
+    return found
 
 
 def explain_command(args) -> int:
@@ -303,8 +339,8 @@ def graph_command(args) -> int:
         raise OutputError(f"{target}: unknown graph format {target.suffix!r} "
                           "(use .dot, .svg, .png or .pdf)")
     data = dot if fmt in ("dot", "gv") else render(dot, fmt)
-    write_all(target.parent if str(target.parent) else Path("."), {target.name: data},
-              force=True)
+    write_set(target.parent if str(target.parent) else Path("."), {target.name: data},
+              force=True, protect=[split_spec(args.net)[0]])
     return 0
 
 
@@ -332,6 +368,6 @@ def build_library(wrapper: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, ImportError) as exc:
         raise OutputError(f"building the C library for {wrapper} failed: "
                           f"{str(exc).strip()}") from None

@@ -1,19 +1,43 @@
-"""Writing generated files: all or nothing, never over a hand edit, `--check` diffs.
+"""Writing generated files: a whole set or nothing, never over a file bpgen did not write.
 
-Every file is first written to a temporary file in its directory, and only when all of
-them are written are they renamed into place (a rename is atomic), so an error never
-leaves a half-written file, and two concurrent compiles leave one consistent set.
+Guarantees of `write_set`:
+
+* Ownership. A file is replaced only when bpgen wrote it and it was not edited since
+  (its header's hash matches its body), and only by the same network's file of the same
+  role. A hand-edited file, a file of another network, or any other file at a generated
+  file's path is refused (`--force` overrides); a net file being compiled is never
+  written, even with `--force`.
+* All or nothing. Every file is first written to a temporary file beside its target;
+  then the targets are replaced one by one (each replacement is an atomic rename), the
+  C wrapper last. If anything fails on the way, the files already replaced get their
+  previous contents back (or are removed if they did not exist) and the temporaries are
+  removed: the directory holds the complete old set.
+* One writer at a time. Writers of one directory take an exclusive lock on it, so two
+  concurrent compiles leave one complete set, not a mix. Temporaries of a writer that was
+  killed (they can only be stale while the lock is held) are removed by the next one.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import tempfile
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
-from .emit.common import edited_by_hand
 from .errors import OutputError
+from .provenance import read_file_header, read_header
+
+TEMPORARY = ".bpgen-tmp"
+BACKUP = ".bpgen-old"
+#: Replaced last, so an interrupted write keeps an old wrapper with its old library.
+LAST = ("_c.py",)
+#: Called as FAULT_HOOK(index, path) before each target is replaced: tests inject
+#: failures and kills here.
+FAULT_HOOK = None
+
+ROLE_NAMES = {"numpy": "NumPy module", "c-header": "C header", "c-source": "C source",
+              "c-wrapper": "C wrapper"}
 
 
 def diff(out_dir: Path, files: dict[str, str]) -> str:
@@ -21,7 +45,10 @@ def diff(out_dir: Path, files: dict[str, str]) -> str:
     chunks = []
     for rel in sorted(files):
         path = out_dir / rel
-        old = path.read_text(encoding="utf-8") if path.is_file() else None
+        try:
+            old = path.read_text(encoding="utf-8") if path.is_file() else None
+        except (OSError, UnicodeDecodeError):
+            old = ""
         if old == files[rel]:
             continue
         chunks.extend(difflib.unified_diff(
@@ -32,32 +59,130 @@ def diff(out_dir: Path, files: dict[str, str]) -> str:
     return "".join(chunks)
 
 
-def write_all(out_dir: Path, files: dict, force: bool = False) -> list[Path]:
-    """Write `files` (relative path -> text or bytes) under `out_dir` atomically."""
-    if not force:
-        for rel in sorted(files):
-            path = out_dir / rel
-            if isinstance(files[rel], str) and path.is_file() \
-                    and edited_by_hand(path.read_text(encoding="utf-8", errors="replace")):
-                raise OutputError(f"{path} was edited by hand (its bpgen-hash no longer "
-                                  "matches); use --force to overwrite it")
-    staged: list[tuple[str, Path]] = []
+def _describe(header) -> str:
+    return f"the {ROLE_NAMES.get(header.role, 'file')} of network {header.network!r}"
+
+
+def check_targets(out_dir: Path, files: dict, force: bool, protect=()) -> None:
+    """Raise OutputError unless every file may be written (see the module docstring)."""
+    protected = {os.path.realpath(p) for p in protect}
+    for rel in sorted(files):
+        path = out_dir / rel
+        if os.path.realpath(path) in protected:
+            raise OutputError(f"{path} is a network file being compiled; bpgen never "
+                              "writes over it: choose another output directory (-o)")
+        if path.is_dir():
+            raise OutputError(f"{path} is a directory; remove it or choose another "
+                              "output directory (-o)")
+        if force or not (path.exists() or path.is_symlink()):
+            continue
+        old = read_file_header(path)
+        if old is None:
+            raise OutputError(f"{path} exists and was not written by bpgen; refusing to "
+                              "overwrite it (move it away, or use --force)")
+        if not old.intact:
+            raise OutputError(f"{path} was edited by hand (its bpgen-hash no longer "
+                              "matches); use --force to overwrite it")
+        new = read_header(files[rel]) if isinstance(files[rel], str) else None
+        if new is not None and old.network is not None and \
+                (old.network, old.role) != (new.network, new.role):
+            raise OutputError(f"{path} is {_describe(old)}; {_describe(new)} would "
+                              "overwrite it: rename one of the networks, or use another "
+                              "output directory")
+
+
+@contextmanager
+def locked(directory: Path):
+    """An exclusive lock on `directory` for the duration (POSIX; a no-op elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_abandoned(directory: Path) -> None:
+    """Temporaries left by a writer that was killed (call with the lock held)."""
+    for path in directory.iterdir():
+        if path.name.startswith(".") and path.name.endswith((TEMPORARY, BACKUP)):
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+
+def _hidden(target: Path, suffix: str) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}-{os.urandom(4).hex()}{suffix}")
+
+
+def _order(rel: str):
+    return (rel.endswith(LAST), rel)
+
+
+def write_set(out_dir: Path, files: dict, force: bool = False, protect=(), then=None):
+    """Write `files` (relative path -> text or bytes) under `out_dir` as one set; then
+    call `then()` (building libraries) while still holding the directory's lock."""
+    out_dir = Path(out_dir)
+    check_targets(out_dir, files, force, protect)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for rel in sorted(files):
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+    with locked(out_dir):
+        remove_abandoned(out_dir)
+        check_targets(out_dir, files, force, protect)  # another writer may have been first
+        _replace_all(out_dir, files)
+        if then is not None:
+            then()
+
+
+def _replace_all(out_dir: Path, files: dict) -> None:
+    staged: list[tuple[Path, Path]] = []
+    done: list[tuple[Path, Path | None]] = []  # (target, backup of its old contents)
+    try:
+        for rel in sorted(files, key=_order):
             target = out_dir / rel
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                       dir=target.parent)
+            tmp = _hidden(target, TEMPORARY)
             staged.append((tmp, target))
             data = files[rel]
-            with os.fdopen(fd, "wb") as f:
+            with open(tmp, "xb") as f:
                 f.write(data.encode("utf-8") if isinstance(data, str) else data)
             os.chmod(tmp, 0o644)
-        for tmp, target in staged:
+        for k, (tmp, target) in enumerate(staged):
+            if FAULT_HOOK is not None:
+                FAULT_HOOK(k, target)
+            backup = None
+            if target.exists():
+                backup = _hidden(target, BACKUP)
+                try:
+                    os.link(target, backup)
+                except OSError:  # no hard links here: a copy does
+                    shutil.copy2(target, backup)
             os.replace(tmp, target)
-    except OSError as exc:
+            done.append((target, backup))
+    except BaseException as exc:  # noqa: B036 - roll back, even on Ctrl-C
+        for target, backup in reversed(done):
+            try:
+                if backup is not None:
+                    os.replace(backup, target)
+                else:
+                    target.unlink()
+            except OSError:
+                pass
         for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
-    return [target for _, target in staged]
+            if tmp.exists():
+                tmp.unlink()
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write to {out_dir}: {exc.strerror or exc}; the "
+                              "previous files are left as they were") from None
+        raise
+    finally:
+        for _, backup in done:
+            if backup is not None and backup.exists():
+                backup.unlink()

@@ -1,13 +1,17 @@
 """Compare-or-update for directories of generated files (as SymForce's
-`compare_or_update_directory`): a test regenerates into a temporary directory and either
+`compare_or_update_directory`): a test regenerates into a fresh directory and either
 compares it with the checked-in copy (changed, missing and extra files, with a unified
 diff) or, under `pytest --update-goldens`, replaces the checked-in copy.
+
+Generated files name their net file relative to their own directory, so the fresh
+directory is a hidden sibling of the golden one (`fresh_beside`): same depth, same text.
 """
 
 from __future__ import annotations
 
 import difflib
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 #: Built or cached files are never golden.
@@ -42,3 +46,15 @@ def compare_or_update(fresh_dir: Path, golden_dir: Path, update: bool, shown: st
                 golden[name].splitlines(True), fresh[name].splitlines(True),
                 f"{shown}/{name}", f"{name} (fresh)")))
     assert not problems, "\n".join(problems) + f"\n\nIf intended, run: {UPDATE}"
+
+
+@contextmanager
+def fresh_beside(golden_dir: Path):
+    """A new empty directory next to `golden_dir` (removed afterwards)."""
+    fresh = golden_dir.parent / f".fresh-{golden_dir.name}"
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    try:
+        yield fresh
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)

@@ -170,11 +170,11 @@ def check(desc, folder, tag: str = "0"):
         return xp.sum(loss) if desc["reduce"] == "sum" else xp.mean(loss)
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "rand.py").write_text(source(desc))
+    (folder / "rand_net.py").write_text(source(desc))
     import contextlib
     import io
     with contextlib.redirect_stderr(io.StringIO()):  # unused-equation warnings
-        status = bpgen_main(["compile", str(folder / "rand.py"), "--target", "all",
+        status = bpgen_main(["compile", str(folder / "rand_net.py"), "--target", "all",
                              "-o", str(folder)])
     if status != 0:
         return ["bpgen failed to compile the network"]

@@ -136,14 +136,14 @@ def test_softmax_cross_entropy_is_finite_at_logits_of_magnitude_1000(tensor_nets
 
 def test_a_loss_that_is_the_same_for_every_sample(tmp_path):
     """Only a regulariser reaches the loss: sum over a batch of n samples counts it n times."""
-    (tmp_path / "reg.py").write_text(
+    (tmp_path / "reg_net.py").write_text(
         "import bpgen as bp\n"
         "net = bp.Network('reg')\n"
         "x = net.input('x', shape=(3,))\n"
         "W = net.param('W', shape=(3, 2))\n"
         "h = net.eq('h', x @ W)\n"
         "net.loss('L', bp.sum(W ** 2), reduce='sum')\n")
-    assert run_cli("compile", tmp_path / "reg.py", "--target", "all", "-o", tmp_path) == 0
+    assert run_cli("compile", tmp_path / "reg_net.py", "--target", "all", "-o", tmp_path) == 0
     W = np.arange(6.0).reshape(3, 2)
     data = {"x": np.ones((5, 3))}
     for stem in ("reg", "reg_c"):

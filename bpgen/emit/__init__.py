@@ -1,4 +1,5 @@
-"""Targets: each module turns a `Compiled` network into {file name: text}.
+"""Targets: each module turns a `Compiled` network into its files (bodies without
+headers); `emit` adds the headers with the set fingerprint.
 
 Networks with shaped values (`compiled.ir.shaped`) have their own emitters per target.
 """
@@ -10,6 +11,7 @@ import sympy
 from ..autodiff import local_partial
 from ..compiler import exact_arithmetic
 from . import c_shaped, c_target, numpy_shaped, numpy_target
+from ..provenance import PLACEHOLDER, fingerprint, with_header
 from .common import UnsupportedFunction
 
 TARGETS = {"numpy": numpy_target, "c": c_target}
@@ -17,15 +19,33 @@ SHAPED_TARGETS = {"numpy": numpy_shaped, "c": c_shaped}
 
 
 def emit(compiled, targets) -> dict[str, str]:
+    """{file name: text} of the requested targets, headers included.
+
+    Every target is rendered, requested or not, because the set fingerprint in each
+    header is a hash of all of them: it changes exactly when some generated file would,
+    whatever was asked for this time.
+    """
     table = SHAPED_TARGETS if compiled.ir.shaped else TARGETS
-    files: dict[str, str] = {}
+    ir = compiled.ir
+    rendered: dict[str, list] = {}
     with exact_arithmetic():
-        for name in targets:
+        for name in TARGETS:
             try:
-                files.update(table[name].emit(compiled))
+                rendered[name] = table[name].emit(compiled)
             except UnsupportedFunction as exc:
-                raise blame(exc, compiled.ir) from None
-    return files
+                if name in targets:
+                    raise blame(exc, ir) from None
+                # this target cannot exist for the network: no file of it to fingerprint
+    fp = fingerprint({f.role: f.body for files in rendered.values() for f in files})
+    return {f.name: with_header(f.body.replace(PLACEHOLDER, fp), ir.source,
+                                f.comment, fp, ir.name, f.role)
+            for name in targets for f in rendered[name]}
+
+
+def files_of(name: str, target: str) -> tuple[str, ...]:
+    """The names of the files a target writes for network `name`."""
+    return (f"{name}.py",) if target == "numpy" else (f"{name}.h", f"{name}.c",
+                                                       f"{name}_c.py")
 
 
 def blame(exc: UnsupportedFunction, ir) -> UnsupportedFunction:

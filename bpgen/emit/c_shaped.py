@@ -322,7 +322,7 @@ def function(ir: IR, names: dict, outputs: dict) -> Function:
     return f
 
 
-def emit(compiled: Compiled) -> dict[str, str]:
+def emit(compiled: Compiled) -> list:
     ir = compiled.ir
     names = compiled.names
     vg = compiled.programs["value_and_grad"]
@@ -367,6 +367,6 @@ def emit(compiled: Compiled) -> dict[str, str]:
         input_sizes=[_size(v.shape) for v in ir.inputs],
         grad_total=sum(-(-_size(p.shape) // ALIGN) * ALIGN for p in ir.params),
         init=init_spec(ir))
-    return render_c_files(ir.name, ir.source,
+    return render_c_files(ir.name,
                           ("c_shaped.h.j2", "c_shaped.c.j2", "c_shaped_wrapper.py.j2"), data)
 

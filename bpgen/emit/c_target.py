@@ -106,7 +106,7 @@ def helpers_needed(kernels) -> list[str]:
     return sorted(used)
 
 
-def emit(compiled: Compiled) -> dict[str, str]:
+def emit(compiled: Compiled) -> list:
     ir = compiled.ir
     kernels = {"loss": kernel(compiled.programs["loss"], compiled.names, False),
                "forward": kernel(compiled.programs["forward"], compiled.names, True),
@@ -119,5 +119,5 @@ def emit(compiled: Compiled) -> dict[str, str]:
         inputs=[(v.name, compiled.names[v.symbol]) for v in ir.inputs],
         kernels=kernels, helpers=helpers_needed(kernels.values()),
         values=[o.key for o in kernels["forward"].outputs])
-    return render_c_files(ir.name, ir.source,
+    return render_c_files(ir.name,
                           ("c_header.h.j2", "c_source.c.j2", "c_wrapper.py.j2"), data)

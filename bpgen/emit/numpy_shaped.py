@@ -16,7 +16,7 @@ from ..compiler import Compiled
 from ..ir import ADJOINT, FORWARD, GRAD, IR, LOSS, N_SAMPLES
 from ..tensor import (Einsum, LogSumExp, Reshape, Structural, matmul_form, shape_of,
                       single_form)
-from .common import Line, Output, Program, print_expr, render, with_header
+from .common import File, Line, Output, Program, print_expr, render
 from .printers import NumpyArrayPrinter
 
 TARGET = "numpy"
@@ -188,7 +188,7 @@ def template_data(compiled: Compiled) -> dict:
         init=init_spec(ir))
 
 
-def emit(compiled: Compiled) -> dict[str, str]:
+def emit(compiled: Compiled) -> list[File]:
     ir = compiled.ir
     progs = {name: program(p, compiled.names) for name, p in compiled.programs.items()}
     helpers = set().union(*(p.helpers for p in progs.values()))
@@ -196,5 +196,5 @@ def emit(compiled: Compiled) -> dict[str, str]:
                   uses_lse=any("_logsumexp(" in ln.rhs for p in progs.values()
                                for ln in p.lines),
                   **template_data(compiled))
-    return {f"{ir.name}.py": with_header(body, ir.source, "#")}
+    return [File(f"{ir.name}.py", "numpy", "#", body)]
 

@@ -14,7 +14,7 @@ import sympy
 from ..compiler import Compiled
 from ..ir import IR
 from ..naming import fresh
-from .common import Line, Program, make_program, render, with_header
+from .common import File, Line, Program, make_program, render
 from .printers import MathScalarPrinter, NumpyArrayPrinter
 
 TARGET = "numpy"
@@ -118,7 +118,7 @@ def sum_text(expr, batched, printer) -> str:
     return text
 
 
-def emit(compiled: Compiled) -> dict[str, str]:
+def emit(compiled: Compiled) -> list[File]:
     ir = compiled.ir
     scalar = programs(compiled, MathScalarPrinter)
     batch = batch_programs(compiled)
@@ -132,4 +132,4 @@ def emit(compiled: Compiled) -> dict[str, str]:
         params=[(v.name, compiled.names[v.symbol]) for v in ir.params],
         inputs=[(v.name, compiled.names[v.symbol]) for v in ir.inputs],
         scalar=scalar, batch=batch, helpers=sorted(helpers), uses_math=uses_math)
-    return {f"{ir.name}.py": with_header(body, ir.source, "#")}
+    return [File(f"{ir.name}.py", "numpy", "#", body)]
