@@ -18,6 +18,7 @@ import keyword
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,11 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _SPLIT = re.compile(r"[\s,]+")
 
 ROLES = ("input", "param", "intermediate", "loss")
+#: Modules a generated `<name>.py` or `<name>_c.py` must not shadow: the standard
+#: library's (sys.stdlib_module_names, Python 3.10+) and the packages generated code uses.
+SHADOWED = frozenset(getattr(sys, "stdlib_module_names", ())) | {
+    "numpy", "bpgen", "math", "ctypes", "os", "sys", "threading", "hashlib", "shlex",
+    "shutil", "subprocess", "tempfile"}
 #: The most elements one value may have: its index must fit a 32-bit C long.
 MAX_SIZE = 2**31 - 1
 REDUCTIONS = ("mean", "sum")
@@ -117,6 +123,11 @@ class Network:
             raise DeclarationError(
                 f"network name {name!r} is not a valid module name", self.origin
             )
+        for module in (name, f"{name}_c"):
+            if module in SHADOWED:
+                raise DeclarationError(
+                    f"network name {name!r} would make a module {module!r} that shadows "
+                    f"Python's or NumPy's own {module!r}; choose another name", self.origin)
         self.name = name
         self.declarations: list[Declaration] = []
         self.diagnostics: list[Diagnostic] = []

@@ -2,15 +2,18 @@
 
 User names are kept where they are legal in every target; otherwise they are mangled
 deterministically: non-ASCII characters become `_uXXXX`, a leading underscore becomes
-`u_`, and names that clash with a keyword of Python or C or with a name the generated
-code uses get a trailing `_` (repeated until unique). Adjoints are `d_<name>`, CSE
-temporaries `_t0, _t1, ...`. Nothing is ever named from a hash or an id.
+`u_`, and names that clash with a keyword of Python or C, a macro or typedef of the C
+headers the generated C includes, a name the generated code defines (`PARAMS`,
+`<NAME>_BLOCK`, `<name>_loss`, ...) get a trailing `_` (repeated until unique). Only
+identifiers change: the API keeps the user's names (`grads["PARAMS"]`). Adjoints are
+`d_<name>`, CSE temporaries `_t0, _t1, ...`. Nothing is ever named from a hash or an id.
 """
 
 from __future__ import annotations
 
 import builtins
 import keyword
+import re
 
 import sympy
 
@@ -24,25 +27,54 @@ fabs fdim floor fma fmax fmin fmod frexp hypot ilogb ldexp lgamma llrint llround
 log1p log2 logb lrint lround modf nan nearbyint nextafter pow remainder remquo rint round
 scalbln scalbn sin sinh sqrt tan tanh tgamma trunc isnan isinf isfinite signbit memcpy
 memset size_t errno INFINITY NAN HUGE_VAL
+asm typeof fortran unix linux i386 complex imaginary static_assert alignas alignof noreturn
 """.split())
+#: Macros and typedefs of <math.h>, <stdint.h> and <string.h> (C99 7.12, 7.18, 7.21): a
+#: macro replaces any identifier of its name, wherever it appears.
+C_HEADERS = set("""
+FP_NAN FP_INFINITE FP_ZERO FP_SUBNORMAL FP_NORMAL FP_FAST_FMA FP_FAST_FMAF FP_FAST_FMAL
+FP_ILOGB0 FP_ILOGBNAN HUGE_VALF HUGE_VALL MATH_ERRNO MATH_ERREXCEPT math_errhandling
+fpclassify isnormal isgreater isgreaterequal isless islessequal islessgreater isunordered
+float_t double_t NULL ptrdiff_t wchar_t wint_t sig_atomic_t max_align_t intptr_t uintptr_t
+intmax_t uintmax_t INTPTR_MIN INTPTR_MAX UINTPTR_MAX INTMAX_MIN INTMAX_MAX UINTMAX_MAX
+PTRDIFF_MIN PTRDIFF_MAX SIG_ATOMIC_MIN SIG_ATOMIC_MAX SIZE_MAX WCHAR_MIN WCHAR_MAX WINT_MIN
+WINT_MAX INTMAX_C UINTMAX_C
+""".split())
+#: The sized integer types and their limits and constant macros: int8_t, INT64_MAX,
+#: UINT_LEAST16_MAX, INT32_C, ...
+C_SIZED = re.compile(r"u?int(_least|_fast)?(8|16|32|64)_t|U?INT(_LEAST|_FAST)?(8|16|32|64)_"
+                     r"(MIN|MAX)|U?INT(8|16|32|64)_C")
 #: Names the generated code uses next to user names: module aliases, the public API's
 #: arguments and functions. Every other internal name starts with `_`, which no legal()
 #: name does, so `x`, `n`, `i`, `m`, `out` stay the user's.
 GENERATED_RESERVED = set("""
-np numpy math ctypes params data lr steps seed check_finite
+np numpy math ctypes hashlib os shlex shutil subprocess sys tempfile threading
+params data lr steps seed check_finite
 loss forward value_and_grad sgd_step init_params train
+PARAMS INPUTS SHAPES VALUES REDUCE BPGEN_SET CFLAGS SOURCE HEADER LIBRARY
+compiler flags build
 """.split())
 RESERVED = PYTHON_RESERVED | C_RESERVED | GENERATED_RESERVED
 
 
-def legal(name: str) -> str:
-    """A name legal in Python and C99 and clear of reserved words (not yet unique)."""
+def reserved(text: str) -> bool:
+    """Whether `text` is taken by a target language, a C header or generated code."""
+    return text in RESERVED or text in C_HEADERS or bool(C_SIZED.fullmatch(text))
+
+
+def legal(name: str, network: str = "") -> str:
+    """A name legal in Python and C99 and clear of reserved words (not yet unique).
+
+    Names that start like bpgen's helpers (`bp_`) or like the C API and macros of
+    `network` (`<network>_`, `<NETWORK>_`) are prefixed with `u_`.
+    """
     text = "".join(c if c.isascii() else f"_u{ord(c):04x}" for c in name)
     if text.startswith("_"):
         text = "u" + text
-    if text.startswith("bp_") or text.upper().startswith("BP"):
+    prefixes = ("bp_",) + ((network + "_", network.upper() + "_") if network else ())
+    if text.startswith(prefixes) or text.upper().startswith("BP"):
         text = "u_" + text
-    while text in RESERVED:
+    while reserved(text):
         text += "_"
     return text
 
@@ -72,7 +104,8 @@ def temporary_symbols(taken: set[str]):
             yield sympy.Symbol(name, real=True)
 
 
-def identifiers(symbols, temporaries=frozenset()) -> dict[sympy.Symbol, str]:
+def identifiers(symbols, temporaries=frozenset(), network: str = ""
+                ) -> dict[sympy.Symbol, str]:
     """Map symbols (in a deterministic order) to unique legal identifiers.
 
     `temporaries` keep their `_tN` names: no user name can start with `_` once legal.
@@ -81,5 +114,5 @@ def identifiers(symbols, temporaries=frozenset()) -> dict[sympy.Symbol, str]:
     table: dict[sympy.Symbol, str] = {s: s.name for s in temporaries}
     for sym in symbols:
         if sym not in table:
-            table[sym] = fresh(legal(sym.name), taken)
+            table[sym] = fresh(legal(sym.name, network), taken)
     return table

@@ -4,9 +4,10 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, import_file, run_cli
 
 HEADER = """\
 import sympy
@@ -60,6 +61,19 @@ CASES = [
      7, "@ needs vectors or matrices, got shapes (4,) and ()"),
     ("matmul of expressions", 'v = net.input("v", shape=(4,))\nc = net.param("c", shape=(4,))\n'
      'net.loss("L", (v + c) @ (v - c))\n', 8, "use bp.matmul(a, b)"),
+    ("constant beyond a double", 'net.loss("L", (y - w * x) ** 2 + 2**1100 * b)\n', 6,
+     "equation 'L': the constant 1.358e+331 is outside the range of a double"),
+    ("oversized shape", 'v = net.input("v", shape=(2**20, 2**20))\n', 6,
+     "'v': shape (1048576, 1048576) has 1099511627776 elements; bpgen supports at most"),
+    ("derivative without a printer", 's = net.eq("s", w * x)\n'
+     'net.loss("L", (sympy.gamma(s + 2) - y) ** 2)\n', 7,
+     "the derivative of L = (-y + gamma(s + 2))**2 with respect to s needs 'polygamma', "
+     "which the numpy target does not support"),
+    ("network named like a module", 'other = bp.Network("math")\n', 6,
+     "network name 'math' would make a module 'math' that shadows Python's or NumPy's own"),
+    ("sys.exit", 'import sys\nsys.exit(0)\n', 7,
+     "bad.py exited during import (sys.exit(0)); a net file should only declare networks"),
+    ("os._exit", 'import os\nos._exit(3)\n', 7, "bad.py exited during import (os._exit(3))"),
     ("name of a hidden operation", 'v = net.input("v", shape=(4,))\n'
      'W = net.param("W", shape=(4, 2))\nh = net.eq("h", bp.tanh(v @ W))\n'
      'net.eq("h_matmul", h * 2)\n', 9,
@@ -152,3 +166,91 @@ def test_version_and_help():
     done = subprocess.run([sys.executable, "-m", "bpgen", "compile", "--help"],
                           capture_output=True, text=True)
     assert "examples:" in done.stdout and "--check" in done.stdout
+
+
+def test_a_net_file_that_is_not_utf8(tmp_path):
+    (tmp_path / "bad.py").write_bytes(HEADER.encode() + b"# caf\xe9\n")
+    done = subprocess.run([sys.executable, "-m", "bpgen", "compile", "bad.py"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr == ("bad.py:6: error: bad.py is not valid UTF-8 (byte 0xe9 at offset "
+                           f"{len(HEADER) + 5}); save it as UTF-8\n")
+
+
+def test_a_net_file_that_never_finishes_times_out_at_its_line(tmp_path):
+    (tmp_path / "bad.py").write_text(HEADER + "while True:\n    w = w + 0\n")
+    done = subprocess.run([sys.executable, "-m", "bpgen", "compile", "bad.py", "--timeout",
+                           "1"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("bad.py:7: error: still running after 1 s (--timeout)")
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    import signal
+    import time
+    (tmp_path / "bad.py").write_text(HEADER + "import time\ntime.sleep(60)\n")
+    run = subprocess.Popen([sys.executable, "-m", "bpgen", "compile", "bad.py"], cwd=tmp_path,
+                           stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 130 and err == "bpgen: interrupted\n"
+
+
+def test_an_internal_error_exits_3_with_one_line(tmp_path, monkeypatch, capsys):
+    import bpgen.compiler as compiler
+
+    def broken(ir):
+        raise KeyError("a bug")
+    monkeypatch.setattr(compiler, "differentiate", broken)
+    (tmp_path / "net.py").write_text(HEADER + 'net.loss("L", (y - w * x) ** 2)\n')
+    assert run_cli("compile", tmp_path / "net.py", "-o", tmp_path / "out") == 3
+    err = capsys.readouterr().err
+    assert err == ("error: internal error in bpgen (KeyError: 'a bug'); please report it with "
+                   "the network file (run with -v for the traceback)\n")
+    assert run_cli("compile", tmp_path / "net.py", "-o", tmp_path / "out", "-v") == 3
+    assert "Traceback" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_deeply_nested_expressions_compile_in_linear_time(tmp_path):
+    """300 nested tanh in one expression: split into shallow equations, not a RecursionError
+    nor a quadratic swell of one derivative."""
+    (tmp_path / "deep.py").write_text(HEADER + "e = x\nfor k in range(300):\n"
+                                      "    e = bp.tanh(w * e + b)\n"
+                                      "net.loss('L', (e - y) ** 2)\n")
+    done = subprocess.run([sys.executable, "-m", "bpgen", "compile", "deep.py", "-o", "out"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    module = import_file(tmp_path / "out" / "bad.py", "_deep_bad")
+    w, b, x, y = 0.9, 0.1, 0.3, 0.2
+
+    def loss(w, b):
+        e = x
+        for _ in range(300):
+            e = np.tanh(w * e + b)
+        return (e - y) ** 2
+    value, grads = module.value_and_grad({"w": w, "b": b}, {"x": x, "y": y})
+    assert value == pytest.approx(loss(w, b), rel=1e-12)
+    h = 1e-6
+    assert grads["w"] == pytest.approx((loss(w + h, b) - loss(w - h, b)) / (2 * h), rel=1e-5)
+    assert grads["b"] == pytest.approx((loss(w, b + h) - loss(w, b - h)) / (2 * h), rel=1e-5)
+
+
+def test_heaviside_and_sign_differentiate_to_zero_away_from_the_jump(tmp_path):
+    (tmp_path / "net.py").write_text(
+        HEADER + 'net.loss("L", (w * sympy.Heaviside(b * x) + sympy.sign(b * x) * w - y) ** 2)\n')
+    assert run_cli("compile", tmp_path / "net.py", "--target", "all", "-o",
+                   tmp_path / "out") == 0
+    x, y = np.array([-1.0, 0.5, 2.0]), np.array([0.3, -0.2, 0.1])
+    w, b = 0.7, 0.4
+
+    def loss(w, b):
+        return np.mean((w * np.heaviside(b * x, 0.5) + np.sign(b * x) * w - y) ** 2)
+    for stem in ("bad", "bad_c"):
+        module = import_file(tmp_path / "out" / f"{stem}.py", f"_jump_{stem}")
+        value, grads = module.value_and_grad({"w": w, "b": b}, {"x": x, "y": y})
+        assert value == pytest.approx(loss(w, b), rel=1e-12)
+        assert grads["w"] == pytest.approx((loss(w + 1e-6, b) - loss(w - 1e-6, b)) / 2e-6,
+                                           rel=1e-6)
+        assert grads["b"] == 0.0

@@ -35,9 +35,13 @@ def test_check_finite_names_the_bad_value(zoo, target):
     with pytest.raises(FloatingPointError, match=r"parameter 'v2' is inf"):
         module.loss({**params, "v2": np.inf}, {"x1": 1.0, "x2": 0.0, "y": 0.0},
                     check_finite=True)
-    with pytest.raises(FloatingPointError, match=r"result 'loss' is nan at step 1"):
-        module.train(params, {"x1": 1.0, "x2": 1.0, "y": 0.0}, lr=np.nan, steps=3,
-                     check_finite=True)
+    with pytest.raises(ValueError, match=r"seed: lr must be finite, not nan"):
+        module.train(params, {"x1": 1.0, "x2": 1.0, "y": 0.0}, lr=np.nan, steps=3)
+    with np.errstate(all="ignore"), pytest.raises(
+            FloatingPointError, match=r"functions: result 'loss' is nan at step 1"):
+        zoo["functions"].module(target).train(
+            {"a": 0.5, "b": 0.1, "c": 0.2, "k": 0.3}, {"x": 1.0, "y": 1e6}, lr=1.0, steps=3,
+            check_finite=True)
 
 
 def test_non_finite_without_check_propagates(zoo, target):

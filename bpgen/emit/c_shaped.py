@@ -366,7 +366,7 @@ def emit(compiled: Compiled) -> list:
         grad_sizes=[_size(p.shape) for p in ir.params],
         input_sizes=[_size(v.shape) for v in ir.inputs],
         grad_total=sum(-(-_size(p.shape) // ALIGN) * ALIGN for p in ir.params),
-        init=init_spec(ir))
+        init=init_spec(ir), contiguous=True)
     return render_c_files(ir.name,
                           ("c_shaped.h.j2", "c_shaped.c.j2", "c_shaped_wrapper.py.j2"), data)
 

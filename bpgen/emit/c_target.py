@@ -118,6 +118,6 @@ def emit(compiled: Compiled) -> list:
         params=[(v.name, compiled.names[v.symbol]) for v in ir.params],
         inputs=[(v.name, compiled.names[v.symbol]) for v in ir.inputs],
         kernels=kernels, helpers=helpers_needed(kernels.values()),
-        values=[o.key for o in kernels["forward"].outputs])
+        values=[o.key for o in kernels["forward"].outputs], contiguous=True)
     return render_c_files(ir.name,
                           ("c_header.h.j2", "c_source.c.j2", "c_wrapper.py.j2"), data)

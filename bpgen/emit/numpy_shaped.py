@@ -195,6 +195,6 @@ def emit(compiled: Compiled) -> list[File]:
     body = render("numpy_shaped.py.j2", programs=progs, helpers=sorted(helpers),
                   uses_lse=any("_logsumexp(" in ln.rhs for p in progs.values()
                                for ln in p.lines),
-                  **template_data(compiled))
+                  contiguous=False, **template_data(compiled))
     return [File(f"{ir.name}.py", "numpy", "#", body)]
 

@@ -131,5 +131,6 @@ def emit(compiled: Compiled) -> list[File]:
         name=ir.name, source=ir.source, reduce=ir.reduce,
         params=[(v.name, compiled.names[v.symbol]) for v in ir.params],
         inputs=[(v.name, compiled.names[v.symbol]) for v in ir.inputs],
-        scalar=scalar, batch=batch, helpers=sorted(helpers), uses_math=uses_math)
+        scalar=scalar, batch=batch, helpers=sorted(helpers), uses_math=uses_math,
+        contiguous=False)
     return [File(f"{ir.name}.py", "numpy", "#", body)]
