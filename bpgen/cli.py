@@ -266,7 +266,13 @@ def _compile(args, progress) -> int:
 
     def build_libraries():
         for name in wrappers:
-            progress.update(f"building {name.removesuffix('_c.py')} with the C compiler…")
+            stem = name.removesuffix('_c.py')
+            size = len(files.get(f"{stem}.c", ""))
+            if size > LARGE_C_SOURCE:
+                print(f"bpgen: building {stem}: its C source is {size // 1024} KiB, which the "
+                      "C compiler may take minutes to build (--no-build writes the sources "
+                      "only)", file=sys.stderr)
+            progress.update(f"building {stem} with the C compiler…")
             build_library(out_dir / name)
     write_set(out_dir, files, force=args.force, protect=net_files,
               then=build_libraries if build else None)
@@ -274,6 +280,10 @@ def _compile(args, progress) -> int:
         print(f"bpgen: wrote {len(files)} files to {out_dir} in "
               f"{time.perf_counter() - started:.2f} s", file=sys.stderr)
     return EXIT_OK
+
+
+#: C sources larger than this get a note before they are built (bytes).
+LARGE_C_SOURCE = 256 * 1024
 
 
 def source_for(net_file: str, out_dir: Path) -> str:
