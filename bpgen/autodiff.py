@@ -1,31 +1,39 @@
 """The reverse sweep: append the backward equations to a forward IR.
 
-Walking the equations from the loss backwards, each equation `v = f(a, b, ...)` with
-adjoint `d_v` (= ∂L/∂v for one sample) sends `d_v * ∂f/∂a` to `a`, `d_v * ∂f/∂b` to `b`,
-and so on; the local partials come from `sympy.diff`. A value used by several equations
-(fan-out) sums what it receives. Equations are never substituted into each other, so the
-backward part is at most a constant times the size of the forward part.
+Walking the equations from the loss backwards (micrograd's loop), each equation
+`v = f(a, b, ...)` with adjoint `d_v` (= ∂L/∂v for one sample) sends a contribution to each
+operand: `d_v * ∂f/∂a` from `sympy.diff` for an elementwise `f`, or the vector-Jacobian
+product registered for a structural operation (`bpgen.vjp`). A value used by several
+equations (fan-out) sums what it receives. Equations are never substituted into each
+other, so the backward part is at most a constant times the size of the forward part.
 
-Output: the same IR with one `adjoint` equation per intermediate that reaches the loss,
-one `grad` equation per parameter that does, and results = (loss, grad of each param).
+A contribution is fitted to its operand by one rule, the VJP of the implicit broadcast:
+it is summed over the axes the operand was broadcast along, and, when the operand is the
+same for every sample (a parameter) while the contribution is not, over the samples. A
+scalar parameter's sum over the samples of a product is one contraction
+(`d_w11 = Σ d_s1*x1`, a dot product), never an array of per-sample gradients.
+
+Output: the IR with one `adjoint` equation per value that reaches the loss, one `grad`
+equation per parameter that does (its gradient summed over the samples), and results
+(loss, each parameter's gradient, both times the mean's 1/n).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import replace
-
 import sympy
 from sympy import S
 
+from . import tensor  # noqa: F401 - registers the VJP rules of the structural operations
 from .errors import CompileError
-from .ir import ADJOINT, GRAD, IR, N_SAMPLES, Equation, Result
-from .naming import adjoint_symbol, fresh
-from .tensor import Einsum, LogSumExp, Reshape, Structural, lower, make_symbol, shape_of
+from .ir import ADJOINT, GRAD, IR, N_SAMPLES, PART, Equation, Result, scale
+from .naming import fresh, numbered
+from .tensor import Einsum, Reshape, Structural, lower, make_symbol, shape_of
+from .vjp import RULES
 
 
 def local_partial(eq: Equation, operand: sympy.Symbol) -> sympy.Expr:
-    """∂rhs/∂operand for one equation; the single place derivatives are taken."""
+    """∂rhs/∂operand for one elementwise equation; the single place derivatives are taken."""
     try:
         partial = sympy.diff(eq.rhs, operand)
     except Exception as exc:  # SymPy raises assorted types for undifferentiable input
@@ -42,204 +50,155 @@ def local_partial(eq: Equation, operand: sympy.Symbol) -> sympy.Expr:
     return sympy.factor_terms(partial)
 
 
-def differentiate(ir: IR) -> IR:
-    order = {v.symbol: k for k, v in enumerate(ir.inputs + ir.params)}
-    order.update({eq.lhs: len(order) + k for k, eq in enumerate(ir.equations)})
-    inputs = {v.symbol for v in ir.inputs}
-    taken = ir.names()
-
-    received: dict[sympy.Symbol, list[sympy.Expr]] = defaultdict(list)
-    received[ir.loss].append(S.One)
-    backward: list[Equation] = []
-    for eq in reversed(ir.forward()):
-        parts = received.pop(eq.lhs, None)
-        if not parts:
-            continue  # does not reach the loss
-        if eq.lhs == ir.loss:
-            adjoint = S.One  # ∂L/∂L: the seed, never materialised
-        else:
-            adjoint = adjoint_symbol(eq.lhs, taken)
-            backward.append(Equation(adjoint, sympy.Add(*parts), ADJOINT, eq.shape, eq.origin))
-        operands = sorted(eq.rhs.free_symbols - inputs, key=order.__getitem__)
-        for operand in operands:
-            partial = local_partial(eq, operand)
-            if partial != 0:
-                received[operand].append(adjoint * partial)
-
-    results = [r for r in ir.results if r.kind == "loss"]
-    for p in ir.params:
-        parts = received.pop(p.symbol, None)
-        if parts:
-            d_p = adjoint_symbol(p.symbol, taken)
-            origin = p.origin
-            backward.append(Equation(d_p, sympy.Add(*parts), GRAD, p.shape, origin))
-            results.append(Result(p.name, d_p, "grad"))
-        else:
-            results.append(Result(p.name, S.Zero, "grad"))
-    return ir.with_equations(ir.equations + tuple(backward), results).validate()
+def elementwise_vjp(eq, adjoint, ctx):
+    """An elementwise equation: each operand receives d_v * ∂f/∂operand."""
+    operands = sorted(eq.rhs.free_symbols - ctx.inputs - {N_SAMPLES}, key=ctx.order.get)
+    out = []
+    for operand in operands:
+        partial = local_partial(eq, operand)
+        if partial != 0:
+            out.append((operand, adjoint * partial))
+    return out
 
 
-# -- shaped values ---------------------------------------------------------------------------
-# The same sweep over equations whose values have shapes. A value's adjoint d_v has v's
-# per-sample shape. An elementwise equation takes its local partials from SymPy, as above,
-# on the scalar element; a structural one brings its vector-Jacobian product from RULES.
-# A contribution is then fitted to its operand (`_Sweep.fit`): summed over the axes the
-# operand was broadcast along, and summed over the samples when the operand is the same for
-# every sample (a parameter), so a parameter's gradient is one total for the batch, never
-# an array of per-sample gradients.
+class Sweep:
+    """The state of one reverse sweep: what is known of the IR, and the backward
+    equations made so far (the `ctx` handed to VJP rules)."""
 
-def _vjp_einsum(sweep, eq, adjoint, operand_index):
-    node = eq.rhs
-    ins, out = node.subscripts
-    target = ins[operand_index]
-    others = [(s, op) for k, (s, op) in enumerate(zip(ins, node.operands)) if k != operand_index]
-    available = set(out).union(*[set(s) for s, _ in others])
-    if not set(target) <= available:
-        # a sum: d_in is d_out broadcast back over the summed axes
-        assert len(ins) == 1
-        kept = [k for k, c in enumerate(target) if c in out]
-        keep_shape = tuple(d if k in kept else 1
-                           for k, d in enumerate(sweep.shape(node.operands[0])))
-        if kept and kept[-1] - kept[0] + 1 == len(kept) and kept[-1] == len(target) - 1:
-            return adjoint  # summed axes are leading: NumPy broadcasting lines it up
-        return Reshape(adjoint, keep_shape) if kept else adjoint
-    operand = node.operands[operand_index]
-    if set(target) == available and all(target.endswith(s) for s in
-                                         [out] + [s for s, _ in others]):
-        # nothing is summed and NumPy broadcasting lines every factor up: elementwise
-        return sympy.Mul(adjoint, *[op for _, op in others])
-    spec = ",".join([out] + [s for s, _ in others]) + "->" + target
-    operands = [adjoint] + [op for _, op in others]
-    batch_sum = operand not in sweep.batched and any(sweep.is_batched(o) for o in operands)
-    return Einsum(spec, batch_sum, *operands)
-
-
-def _vjp_reshape(sweep, eq, adjoint, operand_index):
-    return Reshape(adjoint, sweep.shape(eq.rhs.operands[0]))
-
-
-def _vjp_logsumexp(sweep, eq, adjoint, operand_index):
-    operand = eq.rhs.operands[0]
-    shape, axis = sweep.shape(operand), eq.rhs.axis
-
-    def keep(v):
-        return v if axis == 0 else Reshape(v, shape[:axis] + (1,) + shape[axis + 1:])
-    return keep(adjoint) * sympy.exp(operand - keep(eq.lhs))
-
-
-#: The vector-Jacobian product of each structural operation: (sweep, equation, the
-#: adjoint of its result, which operand) -> that operand's contribution.
-RULES = {Einsum: _vjp_einsum, Reshape: _vjp_reshape, LogSumExp: _vjp_logsumexp}
-
-
-class _Sweep:
     def __init__(self, ir: IR):
         self.ir = ir
         self.shapes = ir.shapes()
         self.batched = ir.batched()
         self.taken = ir.names()
+        self.inputs = {v.symbol for v in ir.inputs}
+        self.order = {v.symbol: k for k, v in enumerate(ir.inputs + ir.params)}
+        self.order.update({eq.lhs: len(self.order) + k for k, eq in enumerate(ir.equations)})
         self.backward: list[Equation] = []
 
+    # -- what rules may ask -------------------------------------------------------------
     def shape(self, expr):
         return shape_of(expr, self.shapes)
 
     def is_batched(self, expr) -> bool:
         return bool(expr.free_symbols & self.batched)
 
-    def symbol(self, name: str, shape):
-        return make_symbol(fresh(name, self.taken), shape)
-
-    def define(self, lhs, rhs, origin):
-        """Append `lhs = rhs` to the backward equations."""
-        shape = self.shapes[lhs]
-        rhs = lower(rhs, lambda kind, sub: self.anonymous(lhs.name, sub, origin))
-        self.backward.append(Equation(lhs, rhs, ADJOINT, shape, origin))
-        if self.is_batched(rhs) and not getattr(rhs, "batch_sum", False):
+    # -- making equations ---------------------------------------------------------------
+    def define(self, name: str, rhs, origin, anonymous: bool, role: str = ADJOINT,
+               shape=None):
+        """Append `name = rhs` (structural nodes inside it get equations of their own);
+        `shape` is the shape of the value (its rhs's shape, or one it broadcasts to)."""
+        rhs = lower(rhs, lambda kind, sub: self.define(part(name), sub, origin, True, PART))
+        shape = self.shape(rhs) if shape is None else shape
+        lhs = make_symbol((numbered if role == PART else fresh)(name, self.taken), shape)
+        self.shapes[lhs] = shape
+        self.backward.append(Equation(lhs, rhs, role, shape, origin, anonymous))
+        if self.is_batched(rhs) and not (isinstance(rhs, Einsum) and rhs.batch_sum):
             self.batched.add(lhs)
         return lhs
 
-    def anonymous(self, base, rhs, origin):
-        shape = self.shape(rhs)
-        lhs = self.symbol(f"{base}_part", shape)
-        self.shapes[lhs] = shape
-        return self.define(lhs, rhs, origin)
+    def gather(self, parts, operand):
+        """The sum of the contributions an operand received, fitted to it. A scalar that
+        is the same for every sample sums its per-sample contributions first, then over
+        the samples in one contraction."""
+        if not self.shapes[operand] and operand not in self.batched:
+            varying = [p for p in parts
+                       if not isinstance(p[0], Structural) and self.is_batched(p[0])]
+            if len(varying) > 1:
+                rest = [p for p in parts if p not in varying]
+                combined = (sympy.Add(*[c for c, _, _ in varying]), varying[0][1], True)
+                parts = [combined] + rest
+        return sympy.Add(*[self.fit(c, operand, origin, from_sample)
+                           for c, origin, from_sample in parts])
 
-    def fit(self, contribution, operand, v_batched, origin):
-        """`contribution` (to `operand`, from a value that is per-sample iff v_batched)
-        reduced to the operand's shape and, for a per-batch operand, summed over samples."""
-        if isinstance(contribution, Einsum) and contribution.batch_sum:
-            return self.anonymous(f"d_{operand.name}", contribution, origin)  # fitted
+    def fit(self, contribution, operand, origin, from_sample):
+        """`contribution` (to `operand`, in the frame of the value it came from, which is
+        per sample if `from_sample`) reduced to the operand's shape, and summed over the
+        samples if the operand is the same for every sample: the VJP of the implicit
+        broadcast. A contribution that is the same for every sample then counts n times."""
+        if from_sample and operand not in self.batched and not self.is_batched(contribution):
+            return N_SAMPLES * self.fit(contribution, operand, origin, False)
+        name = part(f"d_{operand.name}")
         if isinstance(contribution, Structural):
-            contribution = self.anonymous(f"d_{operand.name}", contribution, origin)
+            if isinstance(contribution, Einsum) and contribution.batch_sum:
+                return self.define(name, contribution, origin, True, PART)  # fitted
+            contribution = self.define(name, contribution, origin, True, PART)
         shape, target = self.shape(contribution), self.shapes[operand]
-        c_batched = self.is_batched(contribution)
-        per_batch = v_batched and operand not in self.batched
-        lead = len(shape) - len(target)
+        per_sample = self.is_batched(contribution)
+        total = per_sample and operand not in self.batched
+        lead = len(shape) - len(target)  # < 0: broadcasts up to the operand, nothing to sum
         axes = [] if lead < 0 else list(range(lead)) + [
             lead + k for k, d in enumerate(target) if d == 1 and shape[lead + k] != 1]
-        batch_sum = per_batch and c_batched
-        if axes or batch_sum:
-            if not contribution.is_Symbol:
-                contribution = self.anonymous(f"d_{operand.name}", contribution, origin)
-            letters = "abcdefghijklmnopqrstuvwxy"[:len(shape)]
-            kept = "".join(c for k, c in enumerate(letters) if k not in axes)
-            contribution = self.anonymous(
-                f"d_{operand.name}", Einsum(f"{letters}->{kept}", batch_sum, contribution),
-                origin)
-            if self.shapes[contribution] != target:
-                contribution = self.anonymous(f"d_{operand.name}",
-                                              Reshape(contribution, target), origin)
-        if per_batch and not c_batched:
-            contribution = N_SAMPLES * contribution  # the same for every sample
-        return contribution
+        if not axes and not total:
+            return contribution
+        if total and not target:
+            return self.contract(contribution, shape, origin, name)
+        if not contribution.is_Symbol:
+            contribution = self.define(name, contribution, origin, True, PART)
+        letters = "abcdefghijklmnopqrstuvwxy"[:len(shape)]
+        kept = "".join(c for k, c in enumerate(letters) if k not in axes)
+        summed = self.define(name, Einsum(f"{letters}->{kept}", total, contribution), origin,
+                             True, PART)
+        if self.shapes[summed] != target:
+            summed = self.define(name, Reshape(summed, target), origin, True, PART)
+        return summed
+
+    def contract(self, product, shape, origin, name):
+        """The sum over samples (and every axis) of a per-sample product, to a scalar
+        that is the same for every sample: one contraction of its two per-sample factors
+        (a dot product), the factors that are the same for every sample outside it."""
+        uniform, varying = [], []
+        for factor in sympy.Mul.make_args(product):
+            (varying if self.is_batched(factor) else uniform).append(factor)
+        if len(varying) == 1 and varying[0].is_Pow and varying[0].exp == 2:
+            varying = [varying[0].base, varying[0].base]
+        varying.sort(key=lambda f: not f.is_Symbol)  # stable: symbols first
+        if len(varying) < 2:
+            factors = varying
+        else:
+            factors = [varying[0], sympy.Mul(*varying[1:])]
+        operands = [f if f.is_Symbol else self.define(name, f, origin, True, PART)
+                    for f in factors]
+        letters = "abcdefghijklmnopqrstuvwxy"[:len(shape)]
+        spec = ",".join([letters] * len(operands)) + "->"
+        summed = self.define(name, Einsum(spec, 1, *operands), origin, True, PART)
+        return sympy.Mul(*uniform) * summed
 
 
-def differentiate_shaped(ir: IR) -> IR:
-    sweep = _Sweep(ir)
-    order = {v.symbol: k for k, v in enumerate(ir.inputs + ir.params)}
-    order.update({eq.lhs: len(order) + k for k, eq in enumerate(ir.equations)})
-    inputs = {v.symbol for v in ir.inputs}
+def part(name: str) -> str:
+    """The name of an anonymous piece of `name` (readable; passes never look at it)."""
+    return name if name.endswith("_part") else f"{name}_part"
 
-    received: dict[sympy.Symbol, list[sympy.Expr]] = defaultdict(list)
-    # ∂L/∂L for each sample; a loss that is the same for every sample counts n times
-    received[ir.loss].append(S.One if ir.loss in sweep.batched else N_SAMPLES)
+
+def differentiate(ir: IR) -> IR:
+    sweep = Sweep(ir)
+    # operand -> [(contribution, origin, whether the value it came from is per sample)]
+    received: dict[sympy.Symbol, list] = defaultdict(list)
+    # ∂(L summed over samples)/∂L for each sample; a loss that is the same for every
+    # sample counts n times
+    received[ir.loss].append((S.One if ir.loss in sweep.batched else N_SAMPLES, None, False))
     for eq in reversed(ir.forward()):
         parts = received.pop(eq.lhs, None)
         if not parts:
-            continue
+            continue  # does not reach the loss
+        total = sweep.gather(parts, eq.lhs)
         if eq.lhs == ir.loss and not isinstance(eq.rhs, Structural):
-            adjoint = sympy.Add(*parts)  # the seed, never materialised
+            adjoint = total  # the seed, never materialised
         else:
-            adjoint = sweep.symbol(f"d_{eq.lhs.name}", eq.shape)
-            sweep.shapes[adjoint] = eq.shape
-            sweep.define(adjoint, sympy.Add(*parts), eq.origin)
-        v_batched = eq.lhs in sweep.batched
-        if isinstance(eq.rhs, Structural):
-            for k, operand in enumerate(eq.rhs.operands):
-                if operand in inputs or not operand.is_Symbol:
-                    continue
-                c = RULES[type(eq.rhs)](sweep, eq, adjoint, k)
-                received[operand].append(sweep.fit(c, operand, v_batched, eq.origin))
-            continue
-        for operand in sorted(eq.rhs.free_symbols - inputs - {N_SAMPLES},
-                              key=order.__getitem__):
-            partial = local_partial(eq, operand)
-            if partial != 0:
-                received[operand].append(sweep.fit(adjoint * partial, operand, v_batched,
-                                                   eq.origin))
+            adjoint = sweep.define(f"d_{eq.lhs.name}", total, eq.origin, eq.anonymous,
+                                   shape=eq.shape)
+        rule = RULES.get(type(eq.rhs), elementwise_vjp)
+        for operand, contribution in rule(eq, adjoint, sweep):
+            if operand not in sweep.inputs and operand.is_Symbol:
+                received[operand].append((contribution, eq.origin,
+                                          eq.lhs in sweep.batched))
 
     results = [r for r in ir.results if r.kind == "loss"]
     for p in ir.params:
         parts = received.pop(p.symbol, None)
         if parts:
-            d_p = sweep.symbol(f"d_{p.symbol.name}", p.shape)
-            sweep.shapes[d_p] = p.shape
-            sweep.define(d_p, sympy.Add(*parts), p.origin)
-            results.append(Result(p.name, d_p, "grad"))
+            d_p = sweep.define(f"d_{p.symbol.name}", sweep.gather(parts, p.symbol), p.origin,
+                               False, GRAD, p.shape)
+            results.append(Result(p.name, d_p * scale(ir.reduce), "grad"))
         else:
             results.append(Result(p.name, S.Zero, "grad"))
-    grads = {r.expr for r in results if r.kind == "grad"}
-    backward = [replace(e, role=GRAD) if e.lhs in grads else e for e in sweep.backward]
-    return ir.with_equations(ir.equations + tuple(backward),
-                             results).validate()
-
+    return ir.with_equations(ir.equations + tuple(sweep.backward), results).validate()

@@ -333,16 +333,12 @@ def explain_command(args) -> int:
 
 
 def graph_command(args) -> int:
-    from .graph import render, to_dot, to_dot_shaped
-    from .ir import from_network
+    from .graph import render, to_dot
     shown, networks = load(args.net, args)
     if len(networks) > 1:
         raise OutputError(f"{shown} defines {len(networks)} networks; pick one with "
                           f"{shown}:NAME ({', '.join(n.name for n in networks)})")
-    if networks[0].shaped:
-        dot = to_dot_shaped(in_worker(compile_network, networks[0], shown))
-    else:
-        dot = in_worker(lambda: to_dot(from_network(networks[0], shown)))
+    dot = in_worker(lambda: to_dot(compile_network(networks[0], shown)))
     target = Path(args.output)
     fmt = target.suffix.lstrip(".").lower()
     if fmt not in ("dot", "gv", "svg", "png", "pdf"):

@@ -1,9 +1,10 @@
 """The compiler driver: a declared `Network` in, optimised IR programs out.
 
-    from_network  ->  differentiate  ->  passes.optimize  ->  (emit targets)
+    from_network  ->  stabilize  ->  differentiate  ->  passes.optimize  ->  (emit)
 
 `compile_network` builds the three programs every target emits: `loss` (the loss only),
-`forward` (every forward value) and `value_and_grad` (the loss and every gradient).
+`forward` (every forward value) and `value_and_grad` (the loss and every gradient). One
+path for every network: a scalar is a value of shape ().
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from sympy.core.cache import clear_cache
 from sympy.core.parameters import distribute
 
 from . import naming
-from .autodiff import differentiate, differentiate_shaped
+from .autodiff import differentiate
 from .dsl import Network
 from .errors import Diagnostic
 from .ir import FORWARD, IR, LOSS, TEMP, Result, depends_on, from_network
-from .passes import SHAPED_PIPELINE, optimize, stabilize
+from .passes import optimize, stabilize
 
 PROGRAMS = ("loss", "forward", "value_and_grad")
 
@@ -76,19 +77,12 @@ def _compile(net: Network, source: str, progress=None) -> Compiled:
     diagnostics = list(net.diagnostics) + unused_warnings(ir)
     ir = stabilize.run(ir).validate()
     lap("front end")
-    grad_ir = differentiate_shaped(ir) if ir.shaped else differentiate(ir)
+    grad_ir = differentiate(ir)
     lap("autodiff")
-    loss_only = replace(ir, results=tuple(r for r in ir.results if r.kind == "loss"))
     every_value = replace(ir, results=tuple(
-        Result(eq.lhs.name, eq.lhs, "value") for eq in ir.forward()
-        if eq.lhs not in ir.hidden))
-    if ir.shaped:
-        def pipeline(p):
-            return optimize(p, SHAPED_PIPELINE)
-    else:
-        pipeline = optimize
-    programs = {"loss": pipeline(loss_only), "forward": pipeline(every_value),
-                "value_and_grad": pipeline(grad_ir)}
+        Result(eq.lhs.name, eq.lhs, "value") for eq in ir.forward() if not eq.anonymous))
+    programs = {"loss": optimize(ir), "forward": optimize(every_value),
+                "value_and_grad": optimize(grad_ir)}
     lap("passes")
     temporaries = {eq.lhs for p in programs.values() for eq in p.equations if eq.role == TEMP}
     order = [v.symbol for v in ir.inputs + ir.params] + [eq.lhs for eq in grad_ir.equations]
@@ -103,4 +97,4 @@ def unused_warnings(ir: IR) -> list[Diagnostic]:
     return [Diagnostic(f"equation {eq.lhs.name!r} does not affect the loss "
                        f"{ir.loss.name!r}; it is computed by forward() only", eq.origin)
             for eq in ir.equations[:loss_index]
-            if eq.role == FORWARD and eq.lhs not in used and eq.lhs not in ir.hidden]
+            if eq.role == FORWARD and eq.lhs not in used and not eq.anonymous]

@@ -200,11 +200,6 @@ class Network:
         ]
         return "$\\begin{aligned}" + r" \\ ".join(rows) + "\\end{aligned}$"
 
-    @property
-    def shaped(self) -> bool:
-        """Whether any value has a shape (the network compiles through the tensor path)."""
-        return any(d.shape for d in self.declarations)
-
     # -- checks ------------------------------------------------------------------------
     def _lower(self, name, expr, origin):
         """Shape-check `expr` and give its structural operations their own equations."""

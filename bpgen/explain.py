@@ -17,8 +17,9 @@ import sympy
 from .autodiff import local_partial
 from .compiler import Compiled
 from .errors import BpgenError
-from .ir import ADJOINT, GRAD, IR, TEMP, Var
-from .passes import reuse
+from .ir import IR, Var, backward_slice
+from .passes import one_sample, reuse
+from .tensor import Structural
 
 MAX_PATHS = 64
 
@@ -89,6 +90,7 @@ def chain_for(compiled: Compiled, param: Var, partials: dict | None = None) -> C
             return
         eq = by_lhs[node]
         for operand in sorted(eq.rhs.free_symbols - inputs, key=lambda s: -order[s]):
+            assert not isinstance(eq.rhs, Structural)  # scalar networks only
             if operand == param.symbol or operand in reaches:
                 key = (eq.lhs, operand)
                 if key not in partials:
@@ -114,17 +116,13 @@ def _reaching(ir: IR, target) -> set:
 
 
 def _code(compiled: Compiled, param: Var) -> tuple[tuple[str, str], ...]:
-    """The backward equations of the compiled program that ∂L/∂param needs."""
-    program = compiled.programs["value_and_grad"]
+    """The backward equations that ∂L/∂param needs, for one sample (the lecture's view:
+    the generated one-sample code, whose sums over one sample are plain products)."""
+    program = one_sample.run(compiled.programs["value_and_grad"])
     result = next(r for r in program.results if r.key == param.name)
-    needed = set(result.expr.free_symbols)
-    lines = []
-    for eq in reversed(program.equations):
-        if eq.lhs in needed and eq.role in (ADJOINT, GRAD, TEMP):
-            lines.append(eq)
-            needed |= eq.rhs.free_symbols
     names = compiled.names
-    return tuple((names[eq.lhs], _plain(eq.rhs, names)) for eq in reversed(lines))
+    return tuple((names[eq.lhs], _plain(eq.rhs, names))
+                 for eq in backward_slice(program, result.expr))
 
 
 def _plain(expr, names) -> str:
@@ -233,13 +231,9 @@ def shaped_chains(compiled: Compiled, wrt=None) -> list[ShapedChain]:
     out = []
     for param in params:
         result = next(r for r in program.results if r.key == param.name)
-        needed = set(result.expr.free_symbols)
-        steps = []
-        for eq in reversed(program.equations):
-            if eq.lhs in needed and eq.role in (ADJOINT, GRAD, TEMP):
-                steps.append(Step(eq.lhs, values.get(eq.lhs.name), eq.rhs, eq.origin))
-                needed |= eq.rhs.free_symbols
-        out.append(ShapedChain(param, tuple(reversed(steps))))
+        steps = tuple(Step(eq.lhs, values.get(eq.lhs.name), eq.rhs, eq.origin)
+                      for eq in backward_slice(program, result.expr))
+        out.append(ShapedChain(param, steps))
     return out
 
 
@@ -283,7 +277,9 @@ class Explanation:
     def __init__(self, compiled: Compiled, wrt=None):
         self.compiled = compiled
         self.loss = compiled.ir.loss
-        self.shaped = compiled.ir.shaped
+        # the lecture's chain of scalar factors for networks of scalars; for shaped values
+        # (∂h/∂W1 is a 3-D array nobody writes down) the backward pass one equation at a time
+        self.shaped = not compiled.ir.all_scalar()
         self.chains = shaped_chains(compiled, wrt) if self.shaped else chains(compiled, wrt)
         self.names = {**{v.symbol: v.latex for v in compiled.ir.inputs + compiled.ir.params
                          if v.latex}, **compiled.ir.latex}

@@ -12,10 +12,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+import sympy
+
 from .autodiff import local_partial
 from .errors import OutputError
 from .explain import math_text
-from .ir import ADJOINT, GRAD, IR, TEMP
+from .ir import IR, backward_slice
 from .passes import reuse
 
 
@@ -42,7 +44,16 @@ def _forward(ir: IR) -> list[str]:
     return lines
 
 
-def to_dot(ir: IR) -> str:
+def to_dot(compiled) -> str:
+    """The forward graph, and the backward graph: for a network of scalars, the lecture's
+    (an edge d_v -> d_a per operand, labelled with the local partial ∂v/∂a); for shaped
+    values, the compiled backward equations (∂h/∂W is not a picture anyone reads)."""
+    if not compiled.ir.all_scalar():
+        return _dot_of_program(compiled)
+    return _dot_of_partials(compiled.ir)
+
+
+def _dot_of_partials(ir: IR) -> str:
     inputs = {v.symbol for v in ir.inputs}
     values = reuse.table(ir)
     lines = _forward(ir)
@@ -69,16 +80,16 @@ def to_dot(ir: IR) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_dot_shaped(compiled) -> str:
-    """A network with shaped values: the backward graph is the compiled program's backward
-    equations (one node each: d_h = d_logits @ W2.T), an edge from each backward value to
-    the equations that read it."""
+def _dot_of_program(compiled) -> str:
+    """The backward graph is the compiled program's backward equations (one node each:
+    d_h = d_logits @ W2.T), an edge from each backward value to the equations that read
+    it."""
     ir = compiled.ir
     program = compiled.programs["value_and_grad"]
     lines = _forward(ir) + ["  }", "  subgraph cluster_backward {",
                             f'    label="backward: d_v = ∂{ir.loss}/∂v";', "    color=gray70;",
                             '    node [shape=box, style="rounded,filled", fillcolor=lightblue];']
-    backward = [eq for eq in program.equations if eq.role in (ADJOINT, GRAD, TEMP)]
+    backward = backward_slice(program, sympy.Add(*[r.expr for r in program.results[1:]]))
     defined = {eq.lhs for eq in backward}
     for eq in backward:
         label = f"{eq.lhs} = {math_text(eq.rhs)}"

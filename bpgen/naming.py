@@ -88,9 +88,14 @@ def fresh(base: str, taken: set[str]) -> str:
     return name
 
 
-def adjoint_symbol(symbol: sympy.Symbol, taken: set[str]) -> sympy.Symbol:
-    """The symbol holding dL/d<symbol>: `d_<name>`, clear of every name in `taken`."""
-    return sympy.Symbol(fresh(f"d_{symbol.name}", taken), real=True)
+def numbered(base: str, taken: set[str]) -> str:
+    """`base`, else `base2`, `base3`, ...: the first not in `taken`."""
+    name, k = base, 1
+    while name in taken:
+        k += 1
+        name = f"{base}{k}"
+    taken.add(name)
+    return name
 
 
 def temporary_symbols(taken: set[str]):

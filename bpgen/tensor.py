@@ -26,6 +26,7 @@ from sympy import Integer, Tuple
 from sympy.core.symbol import Str
 
 from .errors import DeclarationError
+from .vjp import vjp
 
 
 class TensorSymbol(sympy.Symbol):
@@ -219,6 +220,58 @@ class Reshape(_Unary):
 
 
 STRUCTURAL = (Einsum, LogSumExp, Reshape)
+
+
+# -- vector-Jacobian products ------------------------------------------------------------
+@vjp(Einsum)
+def _einsum_vjp(eq, adjoint, ctx):
+    """d_operand[k] = einsum(d_out, other operands -> operand k's subscripts): the
+    contraction read backwards. A sum's adjoint is d_out broadcast over the summed axes."""
+    node = eq.rhs
+    ins, out = node.subscripts
+    contributions = []
+    for k, operand in enumerate(node.operands):
+        target = ins[k]
+        others = [(s, op) for j, (s, op) in enumerate(zip(ins, node.operands)) if j != k]
+        available = set(out).union(*[set(s) for s, _ in others])
+        if not set(target) <= available:
+            # a sum over axes of this operand: d_out broadcast back over them
+            kept = [j for j, c in enumerate(target) if c in out]
+            if not kept or (kept[-1] - kept[0] + 1 == len(kept) and
+                            kept[-1] == len(target) - 1):
+                contributions.append((operand, adjoint))  # NumPy broadcasting lines it up
+            else:
+                shape = ctx.shape(operand)
+                contributions.append((operand, Reshape(adjoint, tuple(
+                    d if j in kept else 1 for j, d in enumerate(shape)))))
+            continue
+        if set(target) == available and all(target.endswith(s)
+                                            for s in [out] + [s for s, _ in others]):
+            # nothing is summed and broadcasting lines every factor up: elementwise
+            contributions.append((operand, sympy.Mul(adjoint, *[op for _, op in others])))
+            continue
+        spec = ",".join([out] + [s for s, _ in others]) + "->" + target
+        operands = [adjoint] + [op for _, op in others]
+        total = not ctx.is_batched(operand) and any(ctx.is_batched(o) for o in operands)
+        contributions.append((operand, Einsum(spec, total, *operands)))
+    return contributions
+
+
+@vjp(Reshape)
+def _reshape_vjp(eq, adjoint, ctx):
+    (operand,) = eq.rhs.operands
+    return [(operand, Reshape(adjoint, ctx.shape(operand)))]
+
+
+@vjp(LogSumExp)
+def _logsumexp_vjp(eq, adjoint, ctx):
+    """d_v = d_out * softmax(v) along the axis, with softmax(v) = exp(v - lse)."""
+    (operand,) = eq.rhs.operands
+    shape, axis = ctx.shape(operand), eq.rhs.axis
+
+    def keep(value):
+        return value if axis == 0 else Reshape(value, shape[:axis] + (1,) + shape[axis + 1:])
+    return [(operand, keep(adjoint) * sympy.exp(operand - keep(eq.lhs)))]
 
 #: How Einsum nodes print, in plain text and in LaTeX.
 TEXT = {"T": "{}.T", "sum": "sum({}{})", "axis": ", axis={}", "mul": "{}*{}",

@@ -46,7 +46,79 @@ def run_cli(*args) -> int:
     return bpgen_main([str(a) for a in args])
 
 
-def run_under_sanitizers(tmp_path, driver: str, include_dir, name: str):
+#: Calls every entry point of a generated C library on random values, with a workspace of
+#: exactly <name>_work_size(n) reals, for batch sizes around the block sizes.
+SANITIZER_DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include HEADER
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define F(x) CAT(PREFIX, x)
+#define M(x) CAT(UPREFIX, x)
+
+static unsigned long state = 12345;
+static double uniform(void)  /* in [-1, 1) */
+{
+    state = state * 6364136223846793005UL + 1442695040888963407UL;
+    return (double)(state >> 11) / 4503599627370496.0 - 1.0;
+}
+
+static double *fill(long count)
+{
+    double *a = malloc((size_t)count * sizeof(double));
+    long i;
+    for (i = 0; i < count; ++i)
+        a[i] = uniform();
+    return a;
+}
+
+int main(void)
+{
+    const long sizes[] = {1, 3, 4, 5, 256, 257};
+    const long psize[] = M(_PARAM_SIZES), isize[] = M(_INPUT_SIZES), vsize[] = M(_VALUE_SIZES);
+    size_t s;
+    for (s = 0; s < sizeof sizes / sizeof sizes[0]; ++s) {
+        long n = sizes[s];
+        int k;
+        double *params[M(_N_PARAMS)], *grad[M(_N_PARAMS)], *inputs[M(_N_INPUTS)];
+        double *values[M(_N_VALUES) + 1], losses[3];
+        double *work = malloc((size_t)F(_work_size)(n) * sizeof(double));
+        for (k = 0; k < M(_N_PARAMS); ++k) {
+            params[k] = fill(psize[k]);
+            grad[k] = fill(psize[k]);
+        }
+        for (k = 0; k < M(_N_INPUTS); ++k)
+            inputs[k] = fill(n * isize[k]);
+        for (k = 0; k < M(_N_VALUES); ++k)
+            values[k] = fill(n * vsize[k]);
+        printf("%g ", F(_loss)((const double *const *)params, (const double *const *)inputs,
+                               n, work));
+        printf("%g ", F(_value_and_grad)((const double *const *)params,
+                                          (const double *const *)inputs, n, grad, work));
+        F(_forward)((const double *const *)params, (const double *const *)inputs, n, values,
+                    work);
+        printf("%g ", F(_sgd_step)(params, (const double *const *)inputs, n, 0.01, work));
+        F(_train)(params, (const double *const *)inputs, n, 0.01, 3, losses, work);
+        F(_train)(params, (const double *const *)inputs, n, 0.01, 2, NULL, work);
+        printf("%g\n", losses[2]);
+        for (k = 0; k < M(_N_PARAMS); ++k) {
+            free(params[k]);
+            free(grad[k]);
+        }
+        for (k = 0; k < M(_N_INPUTS); ++k)
+            free(inputs[k]);
+        for (k = 0; k < M(_N_VALUES); ++k)
+            free(values[k]);
+        free(work);
+    }
+    return 0;
+}
+"""
+
+
+def run_under_sanitizers(tmp_path, include_dir, name: str, driver: str = SANITIZER_DRIVER):
     """Build `driver` (C) with the generated <name>.c under ASan + UBSan and run it; the
     completed process of the run (the build must succeed)."""
     import subprocess
@@ -128,6 +200,7 @@ def target(request):
 
 # -- networks with shaped values (tests/tensor_nets/*.py) -----------------------------
 TENSOR_NETS = sorted((ROOT / "tests" / "tensor_nets").glob("*.py"))
+TENSOR_IDS = [p.stem for p in TENSOR_NETS]
 
 
 class TensorNet:

@@ -6,11 +6,10 @@ import pytest
 import sympy
 
 import bpgen as bp
-from bpgen.autodiff import differentiate, differentiate_shaped
+from bpgen.autodiff import differentiate
 from bpgen.compiler import compile_network
-from bpgen.ir import ADJOINT, GRAD, TEMP, from_network, count_ops
-from bpgen.passes import (PIPELINE, SHAPED_PIPELINE, copies, cse, dce, fold, optimize,
-                          reuse, shapes)
+from bpgen.ir import ADJOINT, BACKWARD, GRAD, TEMP, count_ops, from_network, is_batch_sum
+from bpgen.passes import PIPELINE, copies, cse, dce, fold, optimize, reuse
 from conftest import ROOT
 
 
@@ -42,9 +41,13 @@ def test_declarations_keep_origins_and_roles():
     net = seed_net()
     ir = from_network(net, "seed.py")
     assert [v.name for v in ir.params] == ["w11", "w21", "w12", "w22", "v1", "v2"]
-    assert [str(e.lhs) for e in ir.equations] == ["s1", "s2", "z1", "z2", "s3", "z3", "L"]
+    assert [str(e.lhs) for e in ir.equations] == ["s1", "s2", "z1", "z2", "s3", "z3", "L",
+                                                  "L_total"]
     assert all(e.origin.file.endswith("seed.py") for e in ir.equations)
     assert ir.validate() is ir
+    # the sum over samples and the mean's 1/n are explicit: an equation and the result
+    assert is_batch_sum(by_name(ir)["L_total"].rhs) and by_name(ir)["L_total"].anonymous
+    assert str(ir.results[0].expr) == "L_total/_n"
 
 
 def test_reverse_sweep_follows_the_chain_rule():
@@ -55,9 +58,13 @@ def test_reverse_sweep_follows_the_chain_rule():
     assert same(eqs["d_z3"].rhs, -2 * (s["y"] - s["z3"]))
     assert same(eqs["d_s3"].rhs, s["d_z3"] * (1 - sympy.tanh(s["s3"]) ** 2))
     assert same(eqs["d_z1"].rhs, s["d_s3"] * s["v1"])
-    assert same(eqs["d_w11"].rhs, s["d_s1"] * s["x1"])  # ∂s1/∂w11 = x1, never swapped
+    # d_w11 = Σ_samples d_s1·x1: one contraction (∂s1/∂w11 = x1, never swapped)
+    total = next(e for e in ir.equations if is_batch_sum(e.rhs) and
+                 set(e.rhs.operands) == {s["d_s1"], s["x1"]})
+    assert total.rhs.spec == ",->" and by_name(ir)["d_w11"].rhs == total.lhs
     assert eqs["d_w11"].role == GRAD and eqs["d_z1"].role == ADJOINT
     assert [r.key for r in ir.results] == ["L", "w11", "w21", "w12", "w22", "v1", "v2"]
+    assert str(ir.results[1].expr) == "d_w11/_n"
 
 
 def test_fan_out_sums_adjoints():
@@ -77,7 +84,7 @@ def test_reuse_reads_stored_forward_values():
     ir = reuse.run(differentiate(from_network(seed_net(), "seed.py")))
     z3 = sympy.Symbol("z3", real=True)
     assert same(by_name(ir)["d_s3"].rhs, sympy.Symbol("d_z3", real=True) * (1 - z3 ** 2))
-    assert not any(e.rhs.has(sympy.tanh) for e in ir.equations if e.role in (ADJOINT, GRAD))
+    assert not any(e.rhs.has(sympy.tanh) for e in ir.equations if e.role in BACKWARD)
 
 
 def test_fold_propagates_constants():
@@ -95,7 +102,8 @@ def test_dce_keeps_only_what_results_need():
     ir = differentiate(from_network(seed_net(), "seed.py"))
     loss_only = ir.with_equations(ir.equations, [r for r in ir.results if r.kind == "loss"])
     kept = dce.run(loss_only)
-    assert [str(e.lhs) for e in kept.equations] == ["s1", "s2", "z1", "z2", "s3", "z3", "L"]
+    assert [str(e.lhs) for e in kept.equations] == ["s1", "s2", "z1", "z2", "s3", "z3", "L",
+                                                    "L_total"]
 
 
 def test_cse_places_temporaries_before_first_use():
@@ -140,17 +148,31 @@ def mlp_net():
     return runpy.run_path(str(ROOT / "examples" / "mlp_digits.py"))["net"]
 
 
-def test_structural_operations_get_their_own_hidden_equations():
+def test_structural_operations_get_their_own_anonymous_equations():
     ir = from_network(mlp_net(), "mlp.py")
     eqs = by_name(ir)
     assert str(eqs["h_matmul"].rhs) == "x @ W1" and eqs["h_matmul"].shape == (32,)
     assert str(eqs["h"].rhs) == "tanh(b1 + h_matmul)"
-    assert {str(s) for s in ir.hidden} == {"h_matmul", "logits_matmul", "L_dot", "L_lse"}
-    assert ir.shaped and eqs["L"].shape == ()
+    assert {str(e.lhs) for e in ir.forward() if e.anonymous} == {
+        "h_matmul", "logits_matmul", "L_dot", "L_lse"}
+    assert not ir.all_scalar() and eqs["L"].shape == ()
 
 
-def test_shaped_sweep_sums_parameter_gradients_over_samples():
-    ir = differentiate_shaped(from_network(mlp_net(), "mlp.py"))
+def test_a_name_like_the_ones_bpgen_makes_changes_nothing():
+    """Passes decide from roles and the anonymous flag, never from names: a value the
+    user calls `x_part` is kept as declared."""
+    net = bp.Network("parts")
+    x, y = net.inputs("x y")
+    w = net.params("w")
+    part = net.eq("w_part", w * x)
+    copy = net.eq("d_w_part", part)
+    net.loss("L", (copy - y) ** 2)
+    ir = compile_network(net, "p.py").programs["value_and_grad"]
+    assert [str(e.lhs) for e in ir.forward()] == ["w_part", "d_w_part", "L"]
+
+
+def test_sweep_sums_parameter_gradients_over_samples():
+    ir = differentiate(from_network(mlp_net(), "mlp.py"))
     grads = {str(e.lhs) for e in ir.equations if e.role == GRAD}
     batched = ir.batched()
     assert {"d_W1", "d_b1", "d_W2", "d_b2"} <= grads
@@ -161,25 +183,24 @@ def test_shaped_sweep_sums_parameter_gradients_over_samples():
 
 
 def test_copies_pass_names_values_after_what_they_are():
-    ir = optimize(differentiate_shaped(from_network(mlp_net(), "mlp.py")), SHAPED_PIPELINE)
+    ir = optimize(differentiate(from_network(mlp_net(), "mlp.py")), PIPELINE)
     rhs = {str(e.lhs): str(e.rhs) for e in ir.equations}
     assert rhs["d_h_matmul"] == "d_h*(1 - h**2)"
     assert rhs["d_b1"] == "sum over samples of d_h_matmul"
     assert not any(e.rhs.is_Symbol for e in ir.equations if e.role != "forward")
-    before = differentiate_shaped(from_network(mlp_net(), "mlp.py"))
+    before = differentiate(from_network(mlp_net(), "mlp.py"))
     after = copies.run(before)
     after.validate()
     assert len(after.equations) < len(before.equations)
 
 
-def test_shapes_pass_gives_temporaries_their_shapes():
+def test_cse_gives_temporaries_their_shapes():
     net = bp.Network("t")
     x = net.input("x", shape=(3,))
     w = net.param("w", shape=(3,))
     a = net.eq("a", bp.tanh(w * x) * (w * x))
     net.loss("L", bp.sum(a * bp.exp(w * x)))
-    ir = cse.run(optimize(differentiate_shaped(from_network(net, "t.py")), PIPELINE[:-1]))
+    ir = cse.run(differentiate(from_network(net, "t.py")))
     temps = [e for e in ir.equations if e.role == TEMP]
-    assert temps and all(e.shape == () for e in temps)  # what CSE leaves: scalar-looking
-    fixed = shapes.run(ir)
-    assert all(e.shape == (3,) for e in fixed.equations if e.role == TEMP)
+    assert temps and all(e.shape == (3,) and e.lhs.shape == (3,) for e in temps)
+    ir.validate()

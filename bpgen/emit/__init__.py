@@ -1,7 +1,6 @@
-"""Targets: each module turns a `Compiled` network into its files (bodies without
-headers); `emit` adds the headers with the set fingerprint.
-
-Networks with shaped values (`compiled.ir.shaped`) have their own emitters per target.
+"""Targets: each target module describes itself as a `Target` (the templates it renders
+and the plain data it gives them); `emit` renders them and adds the headers with the set
+fingerprint. One emitter per target, for every network.
 """
 
 from __future__ import annotations
@@ -10,12 +9,11 @@ import sympy
 
 from ..autodiff import local_partial
 from ..compiler import exact_arithmetic
-from . import c_shaped, c_target, numpy_shaped, numpy_target
 from ..provenance import PLACEHOLDER, fingerprint, with_header
+from . import c_target, numpy_target
 from .common import UnsupportedFunction
 
-TARGETS = {"numpy": numpy_target, "c": c_target}
-SHAPED_TARGETS = {"numpy": numpy_shaped, "c": c_shaped}
+TARGETS = {t.name: t for t in (numpy_target.TARGET, c_target.TARGET)}
 
 
 def emit(compiled, targets) -> dict[str, str]:
@@ -25,13 +23,12 @@ def emit(compiled, targets) -> dict[str, str]:
     header is a hash of all of them: it changes exactly when some generated file would,
     whatever was asked for this time.
     """
-    table = SHAPED_TARGETS if compiled.ir.shaped else TARGETS
     ir = compiled.ir
     rendered: dict[str, list] = {}
     with exact_arithmetic():
         for name in TARGETS:
             try:
-                rendered[name] = table[name].emit(compiled)
+                rendered[name] = TARGETS[name].render(compiled)
             except UnsupportedFunction as exc:
                 if name in targets:
                     raise blame(exc, ir) from None
@@ -44,8 +41,7 @@ def emit(compiled, targets) -> dict[str, str]:
 
 def files_of(name: str, target: str) -> tuple[str, ...]:
     """The names of the files a target writes for network `name`."""
-    return (f"{name}.py",) if target == "numpy" else (f"{name}.h", f"{name}.c",
-                                                       f"{name}_c.py")
+    return tuple(pattern.format(name=name) for _, pattern, _, _ in TARGETS[target].files)
 
 
 def blame(exc: UnsupportedFunction, ir) -> UnsupportedFunction:

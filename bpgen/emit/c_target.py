@@ -1,30 +1,46 @@
-"""The C target: `<name>.h`, `<name>.c` (C99, doubles, no allocation, no globals) and
-`<name>_c.py`, a ctypes wrapper with the same Python API as the NumPy module.
+"""The C target: `<name>.h`, `<name>.c` (C99, no allocation, no globals) and `<name>_c.py`,
+a ctypes wrapper with the same Python API as the NumPy module.
 
-The batch is tiled into blocks of BLOCK samples. Inside a block every per-sample equation
-is a loop over small local arrays (fused with its neighbours unless it calls a function),
-which gcc vectorises; values that do not vary by sample are computed once, before the
-blocks. Sums over samples accumulate in LANES partial sums, a fixed order that vectorises
-without -ffast-math. tanh/exp/sigmoid are bpgen's own inline, vectorisable versions
-(range reduction + polynomial, IEEE special values kept), so no fast-math is needed.
+One calling convention for every network (documented in the header): parameters, data,
+gradients and outputs are tables of pointers, one per value, to its elements in row-major
+order (n samples one after another for data); intermediate values live in a workspace the
+caller provides (`<name>_work_size(n)` reals).
+
+Every function has the same schedule, chosen from the IR:
+
+    values that are the same for every sample   (once per call: W.T, regularisers)
+    sums over the samples start at zero
+    for each block of up to BLOCK samples:
+        the per-sample equations, one loop nest each (neighbouring loops fused)
+        each block's part of the sums over samples
+    what depends on those sums                  (the backward pass of per-batch values)
+    results (the mean's 1/n last)
+
+A network whose values are all scalars is the special case where every nest is one loop
+over the block's samples: they fuse into a few loops over block arrays, which gcc
+vectorises (a loop that calls a math function stays alone, which vectorises best). A sum
+over the samples of scalars goes into LANES partial sums in a fixed order, so it
+vectorises without -ffast-math and gives the same result on every run. bpgen's own
+`bp_tanh`/`bp_exp`/... are vectorisable and keep IEEE special values.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
-
-import sympy
+from dataclasses import dataclass, field
 
 from ..compiler import Compiled
-from ..ir import IR, TEMP, Equation
-from .common import make_program, render_c_files
+from ..ir import IR, N_SAMPLES, is_batch_sum
+from ..tensor import Structural
+from .c_nests import Nests, ref, size
+from .cloops import Stmt, fuse, nest, render
+from .common import Target, Value, api_data, print_expr
 from .printers import CPrinter
 
-TARGET = "c"
+REAL = "bp_real"  # the real type: one typedef in the header
 LANES = 8
-STACK_BUDGET = 96 * 1024  # bytes of block arrays per kernel
-_CALL = re.compile(r"\b[A-Za-z_]\w*\(")
+ALIGN = 8  # reals: every workspace array starts on a 64-byte boundary
+BLOCK_BYTES = 512 * 1024  # block arrays of one function fit in L2
+MAX_BLOCK = 256
 #: C helpers and the helpers each one needs.
 HELPER_DEPS = {"bp_exp": ("bp_expm1_poly",), "bp_tanh": ("bp_expm1_poly",),
                "bp_sigmoid": ("bp_exp", "bp_expm1_poly"),
@@ -32,92 +48,279 @@ HELPER_DEPS = {"bp_exp": ("bp_expm1_poly",), "bp_tanh": ("bp_expm1_poly",),
                "bp_logaddexp": ("bp_exp", "bp_expm1_poly")}
 
 
-@dataclass(frozen=True)
-class Kernel:
-    """One C function body: hoisted scalars, block arrays, loops, and outputs."""
-
-    uniform: list  # [(lhs, rhs)] computed once per call
-    arrays: list  # block-local arrays
-    loops: list  # [[(lhs, rhs), ...], ...] each one loop over the block
-    outputs: list  # Output records (text is a name for batched ones)
-    helpers: frozenset
-    params: list  # [(index, identifier)] of the parameters this kernel reads
-    inputs: list  # [(index, identifier)] of the inputs this kernel reads
+def padded(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
 
 
-def _materialise_results(ir: IR) -> IR:
-    """Batched results that are expressions get an equation, so a block array holds them."""
-    batched = ir.batched()
-    extra, results = [], []
-    for k, r in enumerate(ir.results):
-        if r.expr.free_symbols & batched and not (r.expr.is_Symbol and r.expr in
-                                                  {e.lhs for e in ir.equations}):
-            sym = sympy.Symbol(f"_r{k}", real=True)
-            extra.append(Equation(sym, r.expr, TEMP))
-            r = replace(r, expr=sym)
-        results.append(r)
-    return ir.with_equations(ir.equations + tuple(extra), results)
+@dataclass
+class Function:
+    """One generated C function, as lines for the template."""
+
+    pointers: list = field(default_factory=list)  # declarations before everything
+    prologue: list = field(default_factory=list)
+    zero: list = field(default_factory=list)
+    block_pointers: list = field(default_factory=list)
+    block: list = field(default_factory=list)
+    epilogue: list = field(default_factory=list)
+    returns: str | None = None
+    work: int = 0  # reals of workspace this function uses
+    helpers: set = field(default_factory=set)
 
 
-def kernel(ir: IR, names: dict, outputs_in_place: bool) -> Kernel:
-    ir = _materialise_results(ir)
-    batched = ir.batched()
-    table = dict(names)
+class Builder:
+    """The context of one function: names, shapes, phases, workspace, transposed copies."""
+
+    def __init__(self, ir: IR, names: dict, block: int):
+        self.ir, self.real, self.block_size = ir, REAL, block
+        self.shapes = ir.shapes()
+        self.batched = ir.batched()
+        self.names = dict(names)
+        self.totals = {eq.lhs for eq in ir.equations if is_batch_sum(eq.rhs)}
+        self.scalar_totals = {s for s in self.totals if not self.shapes[s]}
+        self.lane_totals = {eq.lhs for eq in ir.equations if eq.lhs in self.scalar_totals
+                            and all(not s for s in eq.rhs.subscripts[0])}
+        self.locals = {v.symbol for v in ir.params if not v.shape} | self.scalar_totals
+        self.locals |= {eq.lhs for eq in ir.equations
+                        if not eq.shape and eq.lhs not in self.batched}
+        self.in_block = False
+        self.hoisted: list = []
+        self.copies: dict = {}
+        self.work = 0
+        self.arrays: list = []
+
+    def allocate(self, name: str, reals: int) -> None:
+        self.arrays.append(Stmt(f"{REAL} *restrict {name} = _work + {self.work};"))
+        self.work += padded(reals)
+
+    def transposed(self, operand, sub, inner, sizes):
+        """A per-batch operand copied with axis `inner` last, once per call: (its name,
+        its subscripts, the nodes that make it (empty if made before))."""
+        moved = sub.replace(inner, "") + inner
+        key = (operand, moved)
+        if key in self.copies:
+            return self.copies[key], moved, []
+        name = f"_T{len(self.copies)}"
+        self.copies[key] = name
+        self.allocate(name, size(self.shapes[operand]))
+        copy = nest([(f"_{c}", sizes[c]) for c in moved],
+                    [Stmt(f"{ref(name, moved, sizes)} = {ref(self.names[operand], sub, sizes)};")])
+        if self.in_block:
+            self.hoisted += copy
+            return name, moved, []
+        return name, moved, copy
+
+
+def offset(shape) -> str:
+    """Where the block's first sample starts in an array of samples of this shape."""
+    return "_i0" if size(shape) == 1 else f"_i0*{size(shape)}"
+
+
+def phases(ir: IR, totals: set, batched: set) -> dict:
+    """Each equation's place: 'block' (per sample, or a sum over samples), 'prologue'
+    (the same for every sample, before the sums) or 'epilogue' (after them)."""
+    after = set(totals)
+    where = {}
     for eq in ir.equations:
-        table.setdefault(eq.lhs, eq.lhs.name)  # materialised results keep their _rN name
-    texts = {s: (f"{t}[_i]" if s in batched else t) for s, t in table.items()}
-    printer = CPrinter(texts)
-    program = make_program(ir, printer, TARGET)
-    outputs = {o.text for o in program.outputs if o.batched}
-    uniform, arrays, loops = [], [], []
-    for eq, line in zip(ir.equations, program.lines):
-        if not line.batched:
-            uniform.append((line.lhs, line.rhs))
-            continue
-        name = table[eq.lhs]
-        if not (outputs_in_place and f"{name}[_i]" in outputs):
-            arrays.append(name)
-        if _CALL.search(line.rhs) or not loops or loops[-1][-1][2]:
-            loops.append([])
-        loops[-1].append((line.lhs, line.rhs, bool(_CALL.search(line.rhs))))
-    loops = [[(lhs, rhs) for lhs, rhs, _ in loop] for loop in loops]
-    outs = [replace(o, text=o.text.removesuffix("[_i]")) for o in program.outputs]
+        if eq.lhs in totals or eq.lhs in batched:
+            where[eq.lhs] = "block"
+            if eq.rhs.free_symbols & after - totals:
+                raise AssertionError(f"{eq.lhs} is per sample but reads a value that "
+                                     "depends on a sum over all samples")
+        elif eq.rhs.free_symbols & after:
+            where[eq.lhs] = "epilogue"
+            after.add(eq.lhs)
+        else:
+            where[eq.lhs] = "prologue"
+    return where
+
+
+def function(ir: IR, names: dict, block: int, outputs: dict) -> Function:
+    """`outputs`: symbol -> the caller's array that receives it (`grad[k]`, `_out[k]`)."""
+    b = Builder(ir, names, block)
+    f = Function()
+    nests = Nests(b)
+    where = phases(ir, b.totals, b.batched)
     read = set().union(*(e.rhs.free_symbols for e in ir.equations),
                        *(r.expr.free_symbols for r in ir.results))
-    params = [(k, names[v.symbol]) for k, v in enumerate(ir.params) if v.symbol in read]
-    inputs = [(k, names[v.symbol]) for k, v in enumerate(ir.inputs) if v.symbol in read]
-    return Kernel(uniform, arrays, loops, outs, program.helpers, params, inputs)
+    for k, v in enumerate(ir.params):
+        if v.symbol in read:
+            f.pointers.append(Stmt(f"const {REAL} {names[v.symbol]} = _params[{k}][0];")
+                              if not v.shape else
+                              Stmt(f"const {REAL} *restrict {names[v.symbol]} = _params[{k}];"))
+    for k, v in enumerate(ir.inputs):
+        if v.symbol in read:
+            f.block_pointers.append(Stmt(f"const {REAL} *restrict {names[v.symbol]} = "
+                                         f"_data[{k}] + {offset(v.shape)};"))
+    for eq in ir.equations:
+        s = eq.lhs
+        if s in outputs and where[s] == "block" and s not in b.totals:
+            f.block_pointers.append(Stmt(f"{REAL} *restrict {names[s]} = {outputs[s]} + "
+                                         f"{offset(eq.shape)};"))
+        elif s in outputs:
+            f.pointers.append(Stmt(f"{REAL} *restrict {names[s]} = {outputs[s]};"))
+        elif s in b.lane_totals:
+            f.pointers.append(Stmt(f"{REAL} {names[s]}_lanes[{LANES}] = {{0.0}};"))
+        elif s in b.scalar_totals or (s in b.locals and not eq.rhs.is_Atom and
+                                      isinstance(eq.rhs, Structural)):
+            f.pointers.append(Stmt(f"{REAL} {names[s]} = 0.0;"))
+        elif s not in b.locals:
+            b.allocate(names[s], size(eq.shape) * (block if where[s] == "block" and
+                                                    s not in b.totals else 1))
+    totals: list = []  # the lanes of sums over samples added up, after the blocks
+    for eq in ir.equations:
+        phase = where[eq.lhs]
+        b.in_block = phase == "block"
+        if eq.lhs in b.lane_totals:
+            operands = [names[o] for o in eq.rhs.operands]
+            helper = "bp_accumulate" if len(operands) == 1 else "bp_dot"
+            f.block.append(Stmt(f"{helper}({names[eq.lhs]}_lanes, {', '.join(operands)}, _m);"))
+            totals.append(Stmt(f"const {REAL} {names[eq.lhs]} = "
+                               f"bp_total({names[eq.lhs]}_lanes);"))
+            f.helpers.add(helper)
+            continue
+        nodes = nests.build(eq, accumulate=eq.lhs in b.totals)
+        if eq.lhs in b.totals and eq.lhs not in b.scalar_totals:
+            f.zero += nest([("_i", str(size(eq.shape)))], [Stmt(f"{names[eq.lhs]}[_i] = 0.0;")])
+        {"block": f.block, "prologue": f.prologue, "epilogue": f.epilogue}[phase].extend(nodes)
+    f.prologue += b.hoisted
+    f.epilogue = totals + f.epilogue
+    f.block = fuse(f.block)
+    f.helpers |= nests.helpers
+    f.pointers = b.arrays + f.pointers
+    f.work = b.work
+    return f
 
 
-def block_size(kernels) -> int:
-    arrays = max(len(k.arrays) for k in kernels) or 1
-    block = 256
-    while block > 16 and block * 8 * arrays > STACK_BUDGET:
+def result_nodes(ir: IR, names: dict, f: Function, targets: dict) -> list:
+    """The gradients: scaled in place where they were summed into the caller's array,
+    else grad[k] = their expression (a scalar's total times 1/n, or zero)."""
+    shapes = ir.shapes()
+    nodes = []
+    for k, r in enumerate(ir.results[1:]):
+        n = size(ir.params[k].shape)
+        symbols = r.expr.free_symbols - {N_SAMPLES}
+        at = "_i" if n > 1 else "0"
+        texts = {s: f"{names[s]}[{at}]" if shapes[s] else names[s] for s in symbols}
+        printer = CPrinter({**texts, N_SAMPLES: f"({REAL})_n"})
+        (symbol,) = symbols if len(symbols) == 1 else (None,)
+        if symbol is not None and targets.get(symbol) == f"_grad[{k}]":
+            factor = r.expr / symbol
+            if factor != 1:
+                nodes += nest([("_i", str(n))], [Stmt(f"{names[symbol]}[_i] *= "
+                                                      f"{printer.doprint(factor)};")])
+            continue
+        value = print_expr(printer, r.expr, None, "c")
+        f.helpers |= printer.helpers
+        nodes += nest([("_i", str(n))] if n > 1 else [], [Stmt(f"_grad[{k}][{at}] = {value};")])
+    return nodes
+
+
+def grad_targets(ir: IR) -> dict:
+    """Gradients summed straight into the caller's array: a result `c*d_p` whose d_p is
+    an array made by an equation and read by no other result."""
+    defined = {eq.lhs for eq in ir.equations}
+    shapes = ir.shapes()
+    out = {}
+    for k, r in enumerate(ir.results[1:]):
+        symbols = r.expr.free_symbols - {N_SAMPLES}
+        if len(symbols) != 1:
+            continue
+        (symbol,) = symbols
+        if symbol in defined and shapes[symbol] and symbol not in out and \
+                (r.expr / symbol).free_symbols <= {N_SAMPLES}:
+            out[symbol] = f"_grad[{k}]"
+    return out
+
+
+def block_size(irs) -> int:
+    """The most samples per block whose block arrays fit BLOCK_BYTES (a power of two)."""
+    per_sample = 0
+    for ir in irs:
+        batched = ir.batched()
+        per_sample = max(per_sample, sum(size(eq.shape) for eq in ir.equations
+                                         if eq.lhs in batched))
+    block = MAX_BLOCK
+    while block > 1 and block * per_sample * 8 > BLOCK_BYTES:
         block //= 2
     return block
 
 
-def helpers_needed(kernels) -> list[str]:
-    used = set()
-    for k in kernels:
-        for h in k.helpers:
-            used.add(h)
-            used.update(HELPER_DEPS.get(h, ()))
-    return sorted(used)
+@dataclass(frozen=True)
+class Rendered:
+    """A function as the template prints it."""
+
+    pointers: list
+    prologue: list
+    zero: list
+    block_pointers: list
+    block: list
+    epilogue: list
+    returns: str | None
+    work: int
 
 
-def emit(compiled: Compiled) -> list:
-    ir = compiled.ir
-    kernels = {"loss": kernel(compiled.programs["loss"], compiled.names, False),
-               "forward": kernel(compiled.programs["forward"], compiled.names, True),
-               "value_and_grad": kernel(compiled.programs["value_and_grad"],
-                                        compiled.names, False)}
-    data = dict(
-        name=ir.name, guard=f"BPGEN_{ir.name.upper()}_H", source=ir.source,
-        reduce=ir.reduce, lanes=LANES, block=block_size(kernels.values()),
-        params=[(v.name, compiled.names[v.symbol]) for v in ir.params],
-        inputs=[(v.name, compiled.names[v.symbol]) for v in ir.inputs],
-        kernels=kernels, helpers=helpers_needed(kernels.values()),
-        values=[o.key for o in kernels["forward"].outputs], contiguous=True)
-    return render_c_files(ir.name,
-                          ("c_header.h.j2", "c_source.c.j2", "c_wrapper.py.j2"), data)
+def rendered(f: Function) -> Rendered:
+    return Rendered(render(f.pointers), render(f.prologue), render(f.zero),
+                    render(f.block_pointers, 2), render(f.block, 2), render(f.epilogue),
+                    f.returns, f.work)
+
+
+def prepare(compiled: Compiled) -> dict:
+    ir, names = compiled.ir, compiled.names
+    programs = compiled.programs
+    block = block_size(programs.values())
+    vg, fwd, loss_ir = programs["value_and_grad"], programs["forward"], programs["loss"]
+    targets = grad_targets(vg)
+    functions = {"loss": function(loss_ir, names, block, {}),
+                 "value_and_grad": function(vg, names, block, targets),
+                 "forward": function(fwd, names, block, {
+                     r.expr: f"_out[{k}]" for k, r in enumerate(fwd.results)
+                     if r.expr in fwd.batched()})}
+    functions["value_and_grad"].epilogue += result_nodes(vg, names,
+                                                         functions["value_and_grad"], targets)
+    for key, program in (("loss", loss_ir), ("value_and_grad", vg)):
+        printer = CPrinter({**{s: names[s] for s in program.results[0].expr.free_symbols
+                               if s != N_SAMPLES}, N_SAMPLES: f"({REAL})_n"})
+        functions[key].returns = printer.doprint(program.results[0].expr)
+    declared = {eq.lhs.name: eq.shape for eq in ir.forward()}
+    fwd_shapes, fwd_batched = fwd.shapes(), fwd.batched()
+    values = [Value(r.key, names.get(r.expr, ""), declared[r.key], size(declared[r.key]))
+              for r in fwd.results]
+    forward = functions["forward"]
+    for k, r in enumerate(fwd.results):
+        shape, n = declared[r.key], size(declared[r.key])
+        if r.expr in fwd_batched:
+            continue  # computed in place
+        # the same for every sample: copied to each sample's slot
+        texts = {s: f"{names[s]}[_i]" if fwd_shapes[s] else names[s]
+                 for s in r.expr.free_symbols}
+        value = print_expr(CPrinter(texts), r.expr, None, "c")
+        forward.block += nest([("_z", "_m"), ("_i", str(n))] if shape else [("_z", "_m")],
+                              [Stmt(f"_out[{k}][(_i0 + _z)*{n}"
+                                    f"{' + _i' if shape else ''}] = {value};")])
+    helpers = set()
+    for f in functions.values():
+        for h in f.helpers:
+            helpers.add(h)
+            helpers.update(HELPER_DEPS.get(h, ()))
+    grad_space = sum(padded(size(p.shape)) for p in ir.params)
+    return dict(api_data(compiled), real=REAL, lanes=LANES, block=block, align=ALIGN,
+                functions={k: rendered(f) for k, f in functions.items()},
+                helpers=sorted(helpers), values=values, grad_space=grad_space,
+                param_offsets=offsets([size(p.shape) for p in ir.params]),
+                work=max(f.work for f in functions.values()), contiguous=True,
+                cflags=("-std=c99", "-O3", "-march=native", "-ffp-contract=fast"),
+                one_sample=ir.all_scalar())
+
+
+def offsets(sizes) -> list[int]:
+    out, at = [], 0
+    for n in sizes:
+        out.append(at)
+        at += padded(n)
+    return out
+
+
+TARGET = Target("c", (("c_header.h.j2", "{name}.h", "c-header", "//"),
+                      ("c_source.c.j2", "{name}.c", "c-source", "//"),
+                      ("c_wrapper.py.j2", "{name}_c.py", "c-wrapper", "#")), prepare)

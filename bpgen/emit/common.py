@@ -6,17 +6,18 @@ Templates receive only plain data (strings, lists, booleans), never SymPy object
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import jinja2
-import sympy
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
 
 from .. import __version__
 from ..errors import CompileError
+from ..ir import IR
 from ..provenance import PLACEHOLDER
-from ..ir import ADJOINT, GRAD, IR
 
 
 def templates_dir() -> Path:
@@ -57,13 +58,75 @@ class File:
     body: str
 
 
-def render_c_files(name: str, templates: tuple[str, str, str], data) -> list[File]:
-    """The C target's three files: header, source and ctypes wrapper, from `templates`."""
-    roles = ("c-header", "c-source", "c-wrapper")
-    names = (f"{name}.h", f"{name}.c", f"{name}_c.py")
-    return [File(filename, role, comment, render(template, **data))
-            for template, filename, role, comment in zip(templates, names, roles,
-                                                         ("//", "//", "#"))]
+@dataclass(frozen=True)
+class Target:
+    """A target is data: the files it renders (template, file name pattern, provenance
+    role, comment syntax) and how it turns a compiled network into their plain data."""
+
+    name: str
+    files: tuple[tuple[str, str, str, str], ...]
+    prepare: Callable[..., dict]
+
+    def render(self, compiled) -> list[File]:
+        data = self.prepare(compiled)
+        return [File(pattern.format(name=compiled.ir.name), role, comment,
+                     render(template, **data))
+                for template, pattern, role, comment in self.files]
+
+
+# -- what every Python API needs --------------------------------------------------------
+@dataclass(frozen=True)
+class Value:
+    """An input or parameter as templates see it: its key in the API, its identifier in
+    generated code, its per-sample shape and number of elements."""
+
+    key: str
+    ident: str
+    shape: tuple
+    size: int
+
+
+@dataclass(frozen=True)
+class Init:
+    """How `init_params` draws one parameter: `normal` (std `scale`), `zeros`, or
+    `glorot` (uniform on ±`scale`)."""
+
+    key: str
+    shape: tuple
+    how: str
+    scale: float
+
+
+#: The standard deviation of a scalar parameter's initial value.
+INIT_STD = 0.5
+
+
+def init_spec(ir: IR) -> list[Init]:
+    """One policy for every network: a scalar is drawn from N(0, 0.5²) (a weight of the
+    lecture's networks: random, so hidden units differ); a vector is zero (a bias); a
+    matrix or larger is Glorot-uniform, U(-a, a) with a = sqrt(6/(fan_in + fan_out)),
+    fan_in = the product of all axes but the last, fan_out = the last."""
+    spec = []
+    for p in ir.params:
+        if not p.shape:
+            spec.append(Init(p.name, (), "normal", INIT_STD))
+        elif len(p.shape) == 1:
+            spec.append(Init(p.name, p.shape, "zeros", 0.0))
+        else:
+            fan_in, fan_out = math.prod(p.shape[:-1]), p.shape[-1]
+            spec.append(Init(p.name, p.shape, "glorot", math.sqrt(6.0 / (fan_in + fan_out))))
+    return spec
+
+
+def api_data(compiled) -> dict:
+    """The data every template of a Python API receives."""
+    ir, names = compiled.ir, compiled.names
+
+    def value(v):
+        return Value(v.name, names[v.symbol], v.shape, math.prod(v.shape))
+    return dict(name=ir.name, source=ir.source, reduce=ir.reduce, loss_key=ir.loss.name,
+                params=[value(v) for v in ir.params], inputs=[value(v) for v in ir.inputs],
+                init=init_spec(ir), init_std=INIT_STD)
 
 
 # -- programs --------------------------------------------------------------------------
@@ -115,29 +178,3 @@ def print_expr(printer, expr, origin, target: str) -> str:
     except PrintMethodNotImplementedError as exc:
         what = str(exc).split("\n")[0].rsplit(":", 1)[-1].strip()
         raise UnsupportedFunction(what, target, origin) from None
-
-
-def make_program(ir: IR, printer, target: str) -> Program:
-    """Print every equation and result of `ir` with `printer` (its `names` set)."""
-    batched = ir.batched()
-    lines, in_backward = [], False
-    for eq in ir.equations:
-        in_backward = in_backward or eq.role in (ADJOINT, GRAD)
-        lines.append(Line(printer.names[eq.lhs], print_expr(printer, eq.rhs, eq.origin, target),
-                          eq.lhs in batched, in_backward))
-    by_lhs = {eq.lhs: eq for eq in ir.equations}
-    outputs = []
-    for r in ir.results:
-        origin = by_lhs[r.expr].origin if r.expr in by_lhs else None
-        outputs.append(Output(r.key, print_expr(printer, r.expr, origin, target),
-                              bool(r.expr.free_symbols & batched), r.kind))
-    return Program(tuple(lines), tuple(outputs), frozenset(printer.helpers))
-
-
-def symbol_order(irs) -> list[sympy.Symbol]:
-    """Every symbol of the given IRs, inputs and params first, then in equation order."""
-    order: list[sympy.Symbol] = []
-    for ir in irs:
-        order += [v.symbol for v in ir.inputs + ir.params]
-        order += [eq.lhs for eq in ir.equations]
-    return order

@@ -1,105 +1,130 @@
 """The Python/NumPy target: one standalone module `<name>.py` (numpy + math only).
 
-Each program is emitted twice: a scalar path on plain floats through `math` (one sample,
-a few microseconds per call) and a batch path on NumPy arrays (any number of samples,
-no Python loop over samples). The public functions pick the path by the data's type.
+Every value is an array: a per-sample value of shape S is held for the whole batch as
+(N, *S) (the batch axis first), a value that is the same for every sample (a parameter,
+`W1.T`) as S. Elementwise equations print as one NumPy expression each (broadcasting
+lines up trailing axes; a per-sample value of lower rank gets `[:, None]`); contractions
+print as `@` (BLAS) where they are matrix products, `np.dot` for a sum over samples of a
+product of scalars, `np.sum` for sums, `np.einsum` otherwise. Nothing loops over samples
+in Python. Lowering choices, made from the IR:
+
+* sums over samples are placed as soon as their operands exist and every array is
+  deleted after its last use, so peak memory stays near hand-written backprop's;
+* a sum over samples of a value used nowhere else prints that value's expression inside
+  it (`np.dot(_t0, _t0)`), without an array of per-sample values;
+* a matrix product read only by the next equation prints inside it
+  (`h = np.tanh(b1 + x @ W1)`), as the user wrote it;
+* when every value is a scalar (the lecture's networks), `loss` and `value_and_grad` are
+  also printed for one sample on plain floats through `math` (a few microseconds a call).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import sympy
+from sympy.printing.precedence import PRECEDENCE
 
 from ..compiler import Compiled
-from ..ir import IR
-from ..naming import fresh
-from .common import File, Line, Program, make_program, render
+from ..ir import BACKWARD, IR, N_SAMPLES, is_batch_sum
+from ..passes import one_sample
+from ..tensor import (Einsum, LogSumExp, Reshape, Structural, matmul_form, shape_of,
+                      single_form)
+from .common import Line, Output, Program, Target, api_data, print_expr
 from .printers import MathScalarPrinter, NumpyArrayPrinter
 
-TARGET = "numpy"
+BATCH = "Z"  # the batch axis's letter in full einsum subscripts
 
 
-def programs(compiled: Compiled, printer_class) -> dict[str, Program]:
-    return {name: make_program(ir, printer_class(compiled.names), TARGET)
-            for name, ir in compiled.programs.items()}
+class ArrayPrinter(NumpyArrayPrinter):
+    """Symbols of lower per-sample rank than the equation get new axes after the batch;
+    `inline` symbols print as the text that defines them."""
+
+    def __init__(self, names, shapes, batched, inline=None):
+        super().__init__(names)
+        self.shapes, self.batched, self.rank = shapes, batched, 0
+        self.inline = inline or {}
+
+    def parenthesize(self, item, level, strict=False):
+        if item in self.inline and level >= PRECEDENCE["Mul"]:
+            return f"({self.inline[item]})"  # `@` binds like `*` in Python
+        return super().parenthesize(item, level, strict)
+
+    def _print_Symbol(self, expr):
+        if expr == N_SAMPLES:
+            return "_n"
+        if expr in self.inline:
+            return self.inline[expr]
+        name = self.names[expr]
+        missing = self.rank - len(self.shapes.get(expr, ()))
+        if expr in self.batched and missing > 0:
+            return f"{name}[:{', None' * missing}]"
+        return name
 
 
-def batch_programs(compiled: Compiled) -> dict[str, Program]:
-    """Batch programs whose sums over samples are dot products where they can be."""
-    out = {}
-    for name, ir in compiled.programs.items():
-        printer = NumpyArrayPrinter(compiled.names)
-        if name == "forward":  # per-sample values, not sums
-            out[name] = make_program(ir, printer, TARGET)
-            continue
-        ir = inline_reduced(ir)
-        program = make_program(ir, printer, TARGET)
-        out[name] = early_sums(ir, program, printer, set(compiled.names.values()))
-    return out
+# -- structural operations -----------------------------------------------------------------
+def full_subscripts(node: Einsum, batched: set) -> tuple[list[str], str]:
+    """The einsum subscripts of the batch arrays: 'Z' leads each per-sample operand."""
+    ins, out = node.subscripts
+    flags = [op in batched for op in node.operands]
+    ins = [BATCH + s if f else s for s, f in zip(ins, flags)]
+    if any(flags) and not node.batch_sum:
+        out = BATCH + out
+    return ins, out
 
 
-def early_sums(ir: IR, program: Program, printer, taken: set) -> Program:
-    """Sum each batched result as soon as its operands exist, and free arrays after their
-    last use: peak memory stays near what a hand-written backprop holds (on large
-    batches, fresh memory for every array costs more than the arithmetic)."""
-    batched = ir.batched()
-    position = {eq.lhs: k for k, eq in enumerate(ir.equations)}
-    # after[k]: sums placed right after line k (k = -1: before every line)
-    after: dict[int, list[Line]] = {}
-    last_use: dict = {}
-    for k, eq in enumerate(ir.equations):
-        for s in eq.rhs.free_symbols & batched:
-            last_use[s] = k
-    outputs = []
-    for o, r in zip(program.outputs, ir.results):
-        if not o.batched:
-            outputs.append(o)
-            continue
-        at = max(position.get(s, -1) for s in r.expr.free_symbols)
-        total = fresh(f"sum_{o.key if o.key.isidentifier() and o.key.isascii() else 'r'}",
-                      taken)
-        after.setdefault(at, []).append(
-            Line(total, sum_text(r.expr, batched, printer), False,
-                 at >= 0 and program.lines[at].backward))
-        outputs.append(replace(o, text=total))
-        for s in r.expr.free_symbols & batched:
-            last_use[s] = max(last_use.get(s, -1), at)
-    dead: dict[int, list[str]] = {}
-    for s, k in last_use.items():
-        if s in position:  # inputs belong to the caller
-            dead.setdefault(k, []).append(printer.names[s])
-    lines = list(after.get(-1, ()))
-    for k, line in enumerate(program.lines):
-        lines.append(line)
-        lines.extend(after.get(k, ()))
-        if dead.get(k):
-            lines.append(Line("", "del " + ", ".join(sorted(dead[k])), False, line.backward))
-    return replace(program, lines=tuple(lines), outputs=tuple(outputs),
-                   helpers=program.helpers | frozenset(printer.helpers))
+def einsum_text(node: Einsum, names, batched) -> str:
+    ins, out = full_subscripts(node, batched)
+    texts = [names[op] for op in node.operands]
+    if len(ins) == 1:
+        (a,), (t,) = ins, texts
+        form = single_form(a, out)
+        if form == ("copy",):
+            return t
+        if form == ("transpose",):
+            return f"{t}.T"
+        if form is not None:
+            axes = form[1]
+            if len(axes) == len(a):
+                return f"np.sum({t})"
+            if len(a) - 1 in axes:  # NumPy's einsum sums short rows faster than np.sum
+                return f"np.einsum('{a}->{out}', {t})"
+            return f"np.sum({t}, axis={axes[0] if len(axes) == 1 else axes})"
+    if len(ins) == 2 and ins[0] == ins[1] == BATCH and not out:
+        return f"np.dot({texts[0]}, {texts[1]})"  # a sum over samples of a product
+    form = matmul_form(ins, out, [len(s) for s in ins])
+    if form is not None:
+        p, q, tp, tq = form
+        return f"{texts[p]}{'.T' if tp else ''} @ {texts[q]}{'.T' if tq else ''}"
+    if set(out) == set("".join(ins)) and all(out.endswith(s.lstrip(BATCH)) for s in ins):
+        # nothing summed: a broadcasting product (per-sample axes line up at the end)
+        factors = []
+        for s, t in zip(ins, texts):
+            missing = len(out) - len(s)
+            factors.append(f"{t}[:{', None' * missing}]" if s.startswith(BATCH) and missing
+                           else t)
+        return "*".join(factors)
+    return f"np.einsum('{','.join(ins)}->{out}', {', '.join(texts)})"
 
 
-def inline_reduced(ir: IR) -> IR:
-    """Results defined by an equation nothing else reads take that equation's rhs.
+def structural_text(rhs, names, batched) -> str:
+    if isinstance(rhs, Einsum):
+        return einsum_text(rhs, names, batched)
+    (operand,) = rhs.operands
+    is_batched = operand in batched
+    if isinstance(rhs, Reshape):
+        dims = (("-1",) if is_batched else ()) + tuple(str(d) for d in rhs.shape)
+        return f"{names[operand]}.reshape({tuple_text(dims)})"
+    if isinstance(rhs, LogSumExp):
+        return f"_logsumexp({names[operand]}, {rhs.axis + int(is_batched)})"
+    raise AssertionError(f"no NumPy form for {type(rhs).__name__}")
 
-    `d_w11 = d_s1*x1` summed over samples is `np.dot(d_s1, x1)`: one pass, no array.
-    """
-    uses: dict = {}
-    for eq in ir.equations:
-        for s in eq.rhs.free_symbols:
-            uses[s] = uses.get(s, 0) + 1
-    by_lhs = {eq.lhs: eq for eq in ir.equations}
-    inline = {r.expr: by_lhs[r.expr].rhs for r in ir.results
-              if r.expr in by_lhs and not uses.get(r.expr)
-              and [x.expr for x in ir.results].count(r.expr) == 1}
-    if not inline:
-        return ir
-    return ir.with_equations([eq for eq in ir.equations if eq.lhs not in inline],
-                             [replace(r, expr=inline.get(r.expr, r.expr)) for r in ir.results])
+
+def tuple_text(items) -> str:
+    return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
 
 
 def sum_text(expr, batched, printer) -> str:
-    """NumPy text for the sum over samples of a batched per-sample expression."""
+    """The sum over samples of a per-sample scalar expression: `np.dot(a, b)` for a
+    product (no array of products), `np.sum(expr)` otherwise."""
     factors = []
     for f in sympy.Mul.make_args(expr):
         if f.is_Pow and f.exp == 2 and f.base.free_symbols & batched:
@@ -113,24 +138,171 @@ def sum_text(expr, batched, printer) -> str:
     else:
         text = f"np.sum({printer.doprint(expr if coefficient == 1 else varying[0])})"
     if coefficient != 1:
-        c = printer.parenthesize(coefficient, sympy.printing.precedence.PRECEDENCE["Mul"])
+        c = printer.parenthesize(coefficient, PRECEDENCE["Mul"])
         text = f"{c}*{text}"
     return text
 
 
-def emit(compiled: Compiled) -> list[File]:
-    ir = compiled.ir
-    scalar = programs(compiled, MathScalarPrinter)
-    batch = batch_programs(compiled)
-    helpers = set().union(*(p.helpers for p in list(scalar.values()) + list(batch.values())))
-    uses_math = bool(helpers & {"_sigmoid_s", "_softplus_s", "_logaddexp_s", "_erf"}) or any(
-        "math." in text for p in scalar.values()
-        for text in [ln.rhs for ln in p.lines] + [o.text for o in p.outputs])
-    body = render(
-        "numpy_module.py.j2",
-        name=ir.name, source=ir.source, reduce=ir.reduce,
-        params=[(v.name, compiled.names[v.symbol]) for v in ir.params],
-        inputs=[(v.name, compiled.names[v.symbol]) for v in ir.inputs],
-        scalar=scalar, batch=batch, helpers=sorted(helpers), uses_math=uses_math,
-        contiguous=False)
-    return [File(f"{ir.name}.py", "numpy", "#", body)]
+# -- lowering choices ------------------------------------------------------------------------
+def _uses(ir: IR) -> dict:
+    uses: dict = {}
+    for e in [eq.rhs for eq in ir.equations] + [r.expr for r in ir.results]:
+        for sym in e.free_symbols:
+            uses[sym] = uses.get(sym, 0) + 1
+    return uses
+
+
+def summed_inline(ir: IR, batched) -> dict:
+    """Per-sample scalars read only by one sum over samples: their equations (the sum
+    prints their expression)."""
+    uses = _uses(ir)
+    by_lhs = {eq.lhs: eq for eq in ir.equations}
+    out = {}
+    for eq in ir.equations:
+        if is_batch_sum(eq.rhs) and len(eq.rhs.operands) == 1 and not eq.rhs.subscripts[0][0]:
+            (operand,) = eq.rhs.operands
+            source = by_lhs.get(operand)
+            if source is not None and uses.get(operand) == 1 and not source.shape and \
+                    operand in batched and not isinstance(source.rhs, Structural):
+                out[eq.lhs] = source
+    return out
+
+
+def matmuls_inline(ir: IR, names, batched) -> dict:
+    """Matrix products that only the next equation reads, as text to print in its place:
+    `h = np.tanh(b1 + x @ W1)`, the way the user wrote it."""
+    uses = _uses(ir)
+    out = {}
+    for eq, reader in zip(ir.equations, ir.equations[1:]):
+        if eq.anonymous and isinstance(eq.rhs, Einsum) and not eq.rhs.batch_sum \
+                and uses.get(eq.lhs) == 1 and eq.lhs in reader.rhs.free_symbols \
+                and not isinstance(reader.rhs, Structural) and reader.role not in BACKWARD \
+                and reader.shape == eq.shape and (eq.lhs in batched) == (reader.lhs in batched):
+            ins, o = full_subscripts(eq.rhs, batched)
+            if matmul_form(ins, o, [len(s) for s in ins]) is not None:
+                out[eq.lhs] = einsum_text(eq.rhs, names, batched)
+    return out
+
+
+def early(ir: IR) -> list:
+    """The equations with each sum over samples moved up to just after its operands."""
+    position: dict = {}
+    front: list = []  # sums of inputs only
+    slots: list[list] = []
+    for eq in ir.equations:
+        at = max((position[s] for s in eq.rhs.free_symbols if s in position), default=-1)
+        if is_batch_sum(eq.rhs) and at < len(slots) - 1:
+            (slots[at] if at >= 0 else front).append(eq)
+            position[eq.lhs] = at
+        else:
+            slots.append([eq])
+            position[eq.lhs] = len(slots) - 1
+    return front + [eq for slot in slots for eq in slot]
+
+
+def program(ir: IR, names: dict, free_memory: bool) -> Program:
+    """The lines of one array function and what it returns."""
+    shapes = ir.shapes()
+    batched = ir.batched()
+    if free_memory:
+        ir = ir.with_equations(early(ir))
+    summed = summed_inline(ir, batched) if free_memory else {}
+    inline = matmuls_inline(ir, names, batched)
+    printer = ArrayPrinter(names, shapes, batched, inline)
+    by_lhs = {eq.lhs: eq for eq in ir.equations}
+    skipped = set(inline) | {source.lhs for source in summed.values()}
+    lines, reads, in_backward = [], [], False
+    for eq in ir.equations:
+        in_backward = in_backward or eq.role in BACKWARD
+        if eq.lhs in skipped:
+            continue
+        is_batched = eq.lhs in batched
+        if eq.lhs in summed:
+            printer.rank = 0
+            text = sum_text(summed[eq.lhs].rhs, batched, printer)
+        elif isinstance(eq.rhs, Structural):
+            text = structural_text(eq.rhs, names, batched)
+        else:
+            printer.rank = len(eq.shape)
+            text = print_expr(printer, eq.rhs, eq.origin, "numpy")
+            rhs_batched = bool(eq.rhs.free_symbols & batched)
+            if shape_of(eq.rhs, shapes) != eq.shape or (is_batched and not rhs_batched):
+                full = (("_n",) if is_batched else ()) + tuple(str(d) for d in eq.shape)
+                text = f"np.broadcast_to({text}, {tuple_text(full)})"
+        lines.append(Line(names[eq.lhs], text, is_batched, in_backward))
+        symbols = set(eq.rhs.free_symbols)
+        for s in list(symbols & skipped):  # what an inlined equation reads is read here
+            symbols |= by_lhs[s].rhs.free_symbols
+        reads.append(symbols)
+    printer.rank = 0
+    outputs = []
+    for r in ir.results:
+        if r.expr == 0 and r.kind == "grad":
+            shape = next(p.shape for p in ir.params if p.name == r.key)
+            text = f"np.zeros({shape})" if shape else "0.0"
+        else:
+            text = print_expr(printer, r.expr, None, "numpy")
+        outputs.append(Output(r.key, text, bool(r.expr.free_symbols & batched), r.kind))
+    if free_memory:
+        needed = set().union(*(r.expr.free_symbols for r in ir.results))
+        lines = with_deletes(lines, reads,
+                             {s for s in batched if s in by_lhs} - needed - skipped, names)
+    return Program(tuple(lines), tuple(outputs), frozenset(printer.helpers))
+
+
+def with_deletes(lines, reads, arrays, names) -> list:
+    """`del` each per-sample array after its last use (large batches: fresh memory for
+    every array costs more than the arithmetic)."""
+    last: dict = {}
+    for k, symbols in enumerate(reads):
+        for s in symbols & arrays:
+            last[s] = k
+    dead: dict[int, list] = {}
+    for s, k in last.items():
+        dead.setdefault(k, []).append(names[s])
+    out = []
+    for k, line in enumerate(lines):
+        out.append(line)
+        if dead.get(k):
+            out.append(Line("", "del " + ", ".join(sorted(dead[k])), False, line.backward))
+    return out
+
+
+def scalar_program(ir: IR, names: dict) -> Program:
+    """One sample on plain floats through `math` (every value is a scalar)."""
+    ir = one_sample.run(ir)
+    printer = MathScalarPrinter(names)
+    lines, in_backward = [], False
+    for eq in ir.equations:
+        in_backward = in_backward or eq.role in BACKWARD
+        lines.append(Line(names[eq.lhs], print_expr(printer, eq.rhs, eq.origin, "numpy"),
+                          False, in_backward))
+    outputs = [Output(r.key, print_expr(printer, r.expr, None, "numpy"), False, r.kind)
+               for r in ir.results]
+    helpers = set(printer.helpers)
+    if "math" in printer.module_imports or helpers & MathScalarPrinter.MATH_HELPERS:
+        helpers.add("math")
+    return Program(tuple(lines), tuple(outputs), frozenset(helpers))
+
+
+def prepare(compiled: Compiled) -> dict:
+    names = compiled.names
+    programs = {"loss": program(compiled.programs["loss"], names, True),
+                "value_and_grad": program(compiled.programs["value_and_grad"], names, True),
+                "forward": program(compiled.programs["forward"], names, False)}
+    scalar = None
+    if compiled.ir.all_scalar():
+        scalar = {k: scalar_program(compiled.programs[k], names)
+                  for k in ("loss", "value_and_grad")}
+    everything = list(programs.values()) + list((scalar or {}).values())
+    helpers = set().union(*(p.helpers for p in everything))
+    if "_erf" in helpers:
+        helpers.add("math")
+    if any(isinstance(eq.rhs, LogSumExp) for p in compiled.programs.values()
+           for eq in p.equations):
+        helpers.add("_logsumexp")
+    return dict(api_data(compiled), programs=programs, one_sample=scalar,
+                helpers=sorted(helpers), contiguous=False)
+
+
+TARGET = Target("numpy", (("numpy_module.py.j2", "{name}.py", "numpy", "#"),), prepare)

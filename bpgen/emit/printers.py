@@ -120,6 +120,9 @@ class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
 class MathScalarPrinter(_NamesMixin, PythonCodePrinter):
     """Plain Python floats through `math`: the fast path for a single sample."""
 
+    #: Helpers whose definitions use `math`.
+    MATH_HELPERS = frozenset({"_sigmoid_s", "_softplus_s", "_logaddexp_s"})
+
     def _expands(self, power) -> bool:
         return 2 <= power.exp <= 3
 

@@ -7,15 +7,15 @@ Before the reverse sweep, `stabilize` rewrites forms that overflow at large argu
     fold   — equations that are constants are folded into their uses
     dce    — only what the results need is kept
     cse    — repeated subexpressions become temporaries _t0, _t1, ...
+    copies — `a = b` left by the sweep and CSE disappears
+    dce    — once more, for what the copies made dead
 """
 
 from __future__ import annotations
 
-from . import copies, cse, dce, fold, reuse, shapes, stabilize  # noqa: F401
+from . import copies, cse, dce, fold, reuse, stabilize  # noqa: F401
 
-PIPELINE = (reuse, fold, dce, cse)
-#: Networks with shaped values also drop the copies the sweep and CSE leave behind.
-SHAPED_PIPELINE = PIPELINE + (shapes, copies, dce)
+PIPELINE = (reuse, fold, dce, cse, copies, dce)
 
 
 def optimize(ir, passes=PIPELINE, check=True):

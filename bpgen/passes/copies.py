@@ -1,21 +1,29 @@
 """Copy propagation: `a = b` (b a symbol of the same shape) disappears.
 
 The reverse sweep and CSE leave such copies behind (`d_s = d_z` through an addition,
-`d_b1 = _t0`). When `b` is computed by a backward equation or a temporary, that equation
-takes the copy's name (a gradient's name first, then an adjoint's), and the other copies
-read it; a copy of a forward value is replaced by that value. Forward values the user
-declared are kept as written (the front end's hidden equations are not).
+`d_b1 = d_b1_part`). When `b` is computed by an equation bpgen made (anonymous, a
+temporary) or the copy is a gradient, `b`'s equation takes the copy's name (a
+gradient's name first, then a declared one), and the other copies read it; a copy of an
+input, a parameter or a declared forward value is replaced by that value. Equations the
+user declared are kept as written. Decisions come from roles and the `anonymous` flag,
+never from names.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from ..ir import FORWARD, GRAD, IR, LOSS, TEMP
+from ..ir import FORWARD, GRAD, IR, LOSS, PART, TEMP
+
+
+def _removable(eq) -> bool:
+    """bpgen may rename or drop it: not a forward value the user declared."""
+    return eq.role not in (FORWARD, LOSS) or eq.anonymous
 
 
 def _preference(eq):
-    return (eq.role != GRAD, "_part" in eq.lhs.name, eq.lhs.name)
+    """Which name a value keeps: a gradient's, an adjoint's, a declared one."""
+    return (eq.role != GRAD, eq.role in (PART, TEMP), eq.anonymous, eq.lhs.name)
 
 
 def run(ir: IR) -> IR:
@@ -28,51 +36,39 @@ def run(ir: IR) -> IR:
 
 def _once(ir: IR) -> IR:
     shapes = ir.shapes()
-    kept = (FORWARD, LOSS)
+    by_lhs = {eq.lhs: eq for eq in ir.equations}
     copies: dict = {}
     for eq in ir.equations:
-        if (eq.role not in kept or eq.lhs in ir.hidden) and eq.rhs.is_Symbol \
-                and shapes.get(eq.rhs) == eq.shape:
+        if eq.rhs.is_Symbol and shapes.get(eq.rhs) == eq.shape and _removable(eq):
             copies.setdefault(eq.rhs, []).append(eq)
-    if not copies:
-        return ir
-    results = {r.expr for r in ir.results}
-    rename, drop = {}, set()
-    by_lhs = {eq.lhs: eq for eq in ir.equations}
+    copied = {eq.lhs for group in copies.values() for eq in group}
+    subst, rename, drop = {}, {}, set()
     for b, group in copies.items():
         source = by_lhs.get(b)
-        named = source is not None and source.role != TEMP and \
-            "_part" not in source.lhs.name
-        if source is not None and source.role not in kept and b not in results and (
-                not named or any(c.role == GRAD for c in group)):
+        if source is not None and source.lhs in copied:
+            continue  # a copy of a copy: the next round
+        if source is not None and _removable(source) and (
+                source.anonymous or source.role in (PART, TEMP) or
+                any(c.role == GRAD for c in group)):
             target = min(group, key=_preference)
             rename[b] = target
+            subst[b] = target.lhs
+            others = [c for c in group if c is not target]
             drop.add(target.lhs)
-            for c in group:
-                if c is not target:
-                    rename.setdefault(c.lhs, None)
-                    drop.add(c.lhs)
         else:
-            for c in group:
-                if c.lhs not in results:
-                    rename[c.lhs] = None
-                    drop.add(c.lhs)
+            target, others = None, group
+        for c in others:
+            drop.add(c.lhs)
+            subst[c.lhs] = target.lhs if target is not None else b
     if not drop:
         return ir
-    subst = {}
-    for b, target in rename.items():
-        if target is not None:
-            subst[b] = target.lhs
-    for b, group in copies.items():
-        for c in group:
-            if c.lhs in drop and rename.get(c.lhs, 0) is None:
-                subst[c.lhs] = subst.get(b, b)
     equations = []
     for eq in ir.equations:
         if eq.lhs in drop:
             continue
-        if eq.lhs in rename and rename[eq.lhs] is not None:
-            eq = replace(eq, lhs=rename[eq.lhs].lhs, role=rename[eq.lhs].role)
+        if eq.lhs in rename:
+            t = rename[eq.lhs]
+            eq = replace(eq, lhs=t.lhs, role=t.role, anonymous=t.anonymous)
         equations.append(eq.replace_rhs(eq.rhs.xreplace(subst)))
     return ir.with_equations(equations, [replace(r, expr=r.expr.xreplace(subst))
                                          for r in ir.results])

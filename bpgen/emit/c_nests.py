@@ -1,0 +1,261 @@
+"""Loop nests for the C target, one builder per kind of equation.
+
+Arrays are row-major. Inside the loop over blocks of samples, a per-sample value of shape
+S is a block array: sample z of the block starts at z*prod(S) (`_z` runs over the `_m`
+samples of the block). A value that is the same for every sample is an array of shape S,
+or a plain local for a scalar.
+
+* elementwise: one loop (flat when nothing is broadcast, else one index per axis, with
+  broadcast operands indexed by the axes they have);
+* contraction (matmul, transpose, sums, a parameter's gradient summed over samples): a
+  nest ordered with an axis that is contiguous in the output innermost; small output rows
+  accumulate 4 at a time in local arrays, and a small operand whose layout would make the
+  inner loop strided is copied transposed first, so gcc -O3 vectorises every inner loop;
+  a sum over the samples adds each block's part to its total (`+=`);
+* log-sum-exp: the maximum, then the sum of exponentials around it;
+* reshape: a copy.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+import sympy
+
+from ..ir import N_SAMPLES
+from ..tensor import Einsum, LogSumExp, Reshape
+from .cloops import Comment, For, Scope, Stmt, nest
+from .common import print_expr
+from .printers import CPrinter
+
+ACC_MAX = 64  # longest output row accumulated in a local array (registers)
+ROWS = 4  # output rows accumulated together
+
+
+def size(shape) -> int:
+    return prod(shape) if shape else 1
+
+
+def strides(shape):
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return out[::-1]
+
+
+def index(parts) -> str:
+    """Sum of (variable, stride) terms as C text."""
+    terms = [v if s == 1 else f"{v}*{s}" for v, s in parts if s]
+    return " + ".join(terms) if terms else "0"
+
+
+def var(letter: str) -> str:
+    return "_z" if letter == "Z" else f"_{letter}"
+
+
+def ref(array: str, letters: str, sizes: dict) -> str:
+    """array[index] for row-major axes named by letters (Z, the sample, first)."""
+    parts, stride = [], 1
+    for c in reversed(letters):
+        parts.append((var(c), stride))
+        if c != "Z":
+            stride *= int(sizes[c])
+    return f"{array}[{index(parts[::-1])}]"
+
+
+def calls(expr) -> bool:
+    """Whether the C form of `expr` calls a function (such loops stay alone)."""
+    return bool(expr.atoms(sympy.Function)) or any(
+        not (p.exp.is_Integer and abs(p.exp) <= 4) for p in expr.atoms(sympy.Pow))
+
+
+class Nests:
+    """Builds the nodes of each equation. `ctx` knows names, shapes, which values are
+    per-sample, which per-batch scalars are plain locals, and hands out scratch arrays."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.helpers: set[str] = set()
+
+    def name(self, s) -> str:
+        return self.ctx.names[s]
+
+    def batched(self, s) -> bool:
+        return s in self.ctx.batched
+
+    def shape(self, s):
+        return self.ctx.shapes[s]
+
+    def build(self, eq, accumulate=False) -> list:
+        rhs = eq.rhs
+        if isinstance(rhs, Einsum):
+            return self.einsum(eq, accumulate)
+        if isinstance(rhs, Reshape):
+            return self.reshape(eq)
+        if isinstance(rhs, LogSumExp):
+            return self.logsumexp(eq)
+        return self.elementwise(eq)
+
+    # -- elementwise -----------------------------------------------------------------------
+    def elementwise(self, eq) -> list:
+        shape, n = eq.shape, size(eq.shape)
+        per_sample = self.batched(eq.lhs)
+        symbols = sorted(eq.rhs.free_symbols - {N_SAMPLES}, key=lambda s: s.name)
+        if not per_sample and not shape:  # a plain local, computed once
+            rhs = self.print(eq, {s: self.scalar_or(s, "0") for s in symbols})
+            return [Stmt(f"const {self.ctx.real} {self.name(eq.lhs)} = {rhs};")]
+        flat = all(self.shape(s) == shape or size(self.shape(s)) == 1 for s in symbols)
+        whole = flat and per_sample and all(
+            (self.shape(s) == shape) == self.batched(s) or
+            (size(self.shape(s)) == 1 and not self.batched(s)) for s in symbols)
+        if whole:
+            loops = [("_z", "_m")] if n == 1 else [("_i", f"_m*{n}")]
+        else:
+            loops = [("_z", "_m")] if per_sample else []
+            if flat and n > 1:
+                loops.append(("_i", str(n)))
+            elif not flat:
+                loops += [(f"_i{k}", str(d)) for k, d in enumerate(shape)]
+
+        def at(s, s_shape, s_batched):
+            if whole:
+                return ("_z" if n == 1 else "_i") if s_shape == shape and s_batched else "0"
+            parts = [("_z", size(s_shape))] if s_batched else []
+            if flat:
+                if s_shape == shape and n > 1:
+                    parts.append(("_i", 1))
+            else:
+                lead = len(shape) - len(s_shape)
+                for k, (d, st) in enumerate(zip(s_shape, strides(s_shape))):
+                    if d != 1:
+                        parts.append((f"_i{k + lead}", st))
+            return index(parts)
+
+        texts = {s: self.scalar_or(s, at(s, self.shape(s), self.batched(s))) for s in symbols}
+        rhs = self.print(eq, texts)
+        lhs = f"{self.name(eq.lhs)}[{at(eq.lhs, shape, per_sample)}]"
+        return nest(loops, [Stmt(f"{lhs} = {rhs};")], fusable=not calls(eq.rhs))
+
+    def scalar_or(self, s, at: str) -> str:
+        """A per-batch scalar is a plain local; anything else an array element."""
+        if s in self.ctx.locals:
+            return self.name(s)
+        return f"{self.name(s)}[{at}]"
+
+    cell = scalar_or
+
+    def print(self, eq, texts) -> str:
+        printer = CPrinter({**texts, N_SAMPLES: f"({self.ctx.real})_n"})
+        text = print_expr(printer, eq.rhs, eq.origin, "c")
+        self.helpers |= printer.helpers
+        return text
+
+    # -- contractions ------------------------------------------------------------------------
+    def einsum(self, eq, accumulate) -> list:
+        """A contraction; with `accumulate`, a sum over samples adding this block's part
+        to a total that starts at zero before the first block."""
+        node: Einsum = eq.rhs
+        ins, out = node.subscripts
+        flags = [self.batched(op) for op in node.operands]
+        sizes = {c: str(d) for c, d in node.sizes(self.ctx.shapes).items()}
+        sizes["Z"] = "_m"
+        out_batched = any(flags) and not node.batch_sum
+        subs = ["Z" + s if f else s for s, f in zip(ins, flags)]
+        full_out = ("Z" if out_batched else "") + out
+        contracted = sorted(set("".join(subs)) - set(full_out), key=lambda c: (c != "Z", c))
+        inner = full_out[-1] if full_out and full_out[-1] != "Z" else None
+        name = self.name(eq.lhs)
+        texts = [self.name(op) for op in node.operands]
+        pre = []
+        for k, sub in enumerate(subs):
+            if inner and not flags[k] and inner in sub and sub[-1] != inner:
+                texts[k], subs[k], copy = self.ctx.transposed(node.operands[k], sub, inner,
+                                                              sizes)
+                pre += copy
+        product = "*".join(t if not sub and node.operands[k] in self.ctx.locals
+                           else ref(t, sub, sizes)
+                           for k, (t, sub) in enumerate(zip(texts, subs)))
+        outer = [(var(c), sizes[c]) for c in full_out if c != inner]
+        reduce = [(var(c), sizes[c]) for c in contracted]
+        target = name if eq.lhs in self.ctx.locals else ref(name, full_out, sizes)
+        store = "+=" if accumulate else "="
+        real = self.ctx.real
+        if not contracted:
+            loops = outer + ([(var(inner), sizes[inner])] if inner else [])
+            return pre + nest(loops, [Stmt(f"{target} {store} {product};")])
+        if inner is None:
+            return pre + nest(outer, [Scope([Stmt(f"{real} _acc = 0.0;"),
+                                             *nest(reduce, [Stmt(f"_acc += {product};")]),
+                                             Stmt(f"{target} {store} _acc;")])])
+        if int(sizes[inner]) <= ACC_MAX and outer:
+            return pre + self.blocked(outer, reduce, inner, sizes[inner], product, target,
+                                      store)
+        if int(sizes[inner]) <= ACC_MAX:
+            row = [(var(inner), sizes[inner])]
+            return pre + [Scope([
+                Stmt(f"{real} _acc[{sizes[inner]}] = {{0.0}};"),
+                *nest(reduce + row, [Stmt(f"_acc[_{inner}] += {product};")]),
+                *nest(row, [Stmt(f"{target} {store} _acc[_{inner}];")])])]
+        nodes = pre
+        if not accumulate:
+            count = f"_m*{size(eq.shape)}" if out_batched else str(size(eq.shape))
+            nodes += nest([("_i", count)], [Stmt(f"{name}[_i] = 0.0;")])
+        loops = ([o for o in outer if o[0] == "_z"] + reduce +
+                 [o for o in outer if o[0] != "_z"] + [(var(inner), sizes[inner])])
+        return nodes + nest(loops, [Stmt(f"{target} += {product};")])
+
+    def blocked(self, outer, reduce, inner, extent, product, target, store) -> list:
+        """ROWS rows of the output at once (the last outer axis), each accumulated in a
+        local array: every operand load feeds ROWS multiply-adds, and the ROWS chains of
+        additions run side by side. Past the end of that axis, the padded rows repeat its
+        first row and are not stored."""
+        v, count = outer[-1]
+        tail = not (count.isdigit() and int(count) % ROWS == 0)
+        lane = f"{v}0 + (_r < _rn ? _r : 0)" if tail else f"{v}0 + _r"
+        body = [Stmt(f"const long _rn = {count} - {v}0 < {ROWS} ? {count} - {v}0 : {ROWS};")] \
+            if tail else []
+        body.append(Stmt(f"{self.ctx.real} _acc[{ROWS}][{extent}] = {{{{0.0}}}};"))
+        inside = [Stmt(f"const long {v} = {lane};"),
+                  *nest([(f"_{inner}", extent)], [Stmt(f"_acc[_r][_{inner}] += {product};")])]
+        body += nest(reduce, [For("_r", str(ROWS), inside)])
+        body.append(For("_r", "_rn" if tail else str(ROWS), [
+            Stmt(f"const long {v} = {v}0 + _r;"),
+            *nest([(f"_{inner}", extent)], [Stmt(f"{target} {store} _acc[_r][_{inner}];")])]))
+        return nest(outer[:-1], [For(f"{v}0", count, body, step=ROWS)])
+
+    # -- the rest ----------------------------------------------------------------------------
+    def reshape(self, eq) -> list:
+        (op,) = eq.rhs.operands
+        count = f"_m*{size(eq.shape)}" if self.batched(op) else str(size(eq.shape))
+        return nest([("_i", count)], [Stmt(f"{self.cell(eq.lhs, '_i')} = "
+                                           f"{self.cell(op, '_i')};")])
+
+    def logsumexp(self, eq) -> list:
+        (op,) = eq.rhs.operands
+        shape, axis = self.shape(op), eq.rhs.axis
+        st = strides(shape)
+        per_sample = self.batched(op)
+        loops = [("_z", "_m")] if per_sample else []
+        parts = [("_z", size(shape))] if per_sample else []
+        out_parts = [("_z", size(eq.shape))] if per_sample else []
+        out_strides = strides(eq.shape)
+        k_out = 0
+        for k, d in enumerate(shape):
+            if k == axis:
+                continue
+            loops.append((f"_i{k}", str(d)))
+            parts.append((f"_i{k}", st[k]))
+            out_parts.append((f"_i{k}", out_strides[k_out]))
+            k_out += 1
+        x = f"{self.name(op)}[{index(parts + [('_a', st[axis])])}]"
+        self.helpers.add("bp_exp")
+        real = self.ctx.real
+        body = [Scope([
+            Stmt(f"{real} _max = -HUGE_VAL, _sum = 0.0;"),
+            For("_a", str(shape[axis]), [Stmt(f"_max = {x} > _max ? {x} : _max;")]),
+            Comment("inf or nan: around 0, so inf - inf does not make a nan"),
+            Stmt("_max = isfinite(_max) ? _max : 0.0;"),
+            For("_a", str(shape[axis]), [Stmt(f"_sum += bp_exp({x} - _max);")]),
+            Stmt(f"{self.cell(eq.lhs, index(out_parts))} = _max + log(_sum);")])]
+        return nest(loops, body)
