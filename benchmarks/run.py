@@ -3,15 +3,22 @@
     python benchmarks/run.py            # all benchmarks (about a minute)
     python benchmarks/run.py --quick    # fewer repetitions
     python benchmarks/run.py --only mlp # one benchmark (seed, latency, chain, mlp, compile)
+    python benchmarks/run.py --against /tmp/base   # also another bpgen checkout's output
 
 Every figure is a median over repeated calls; ratios are against a baseline measured in
-the same run on the same machine. JAX and PyTorch are timed when they are installed.
+the same run on the same machine, and the calls of one benchmark are interleaved (each
+repetition times every contender once), so a slow moment of the machine hits them all.
+`--against TREE` compiles the same networks with the bpgen in TREE (e.g. a `git worktree`
+of an earlier commit) and times its modules beside this checkout's: a before/after in one
+run. JAX and PyTorch are timed when they are installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,16 +32,24 @@ from bpgen.cli import main as bpgen_main
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def median_times(fns, repeat: int, number: int = 1) -> list[float]:
+    """Median seconds per call of each function, over `repeat` rounds; each round times
+    `number` calls of every function in turn (in reverse order every other round)."""
+    for fn in fns:
+        fn()  # warm up (and build caches)
+    times = [[] for _ in fns]
+    for r in range(repeat):
+        order = list(zip(fns, times))
+        for fn, bucket in (order if r % 2 == 0 else order[::-1]):  # no place is favoured
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            bucket.append((time.perf_counter() - start) / number)
+    return [float(np.median(t)) for t in times]
+
+
 def median_time(fn, repeat: int, number: int = 1) -> float:
-    """Median seconds per call over `repeat` timings of `number` calls each."""
-    fn()  # warm up (and build caches)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return float(np.median(times))
+    return median_times([fn], repeat, number)[0]
 
 
 def load(path: Path, name: str):
@@ -44,11 +59,24 @@ def load(path: Path, name: str):
     return module
 
 
+AGAINST: Path | None = None  # --against: another bpgen checkout
+
+
 def compile_net(source: str, out: Path, name: str):
+    """(label, NumPy module, C module) for this checkout, and for --against's if given."""
     net_file = out / f"{name}_net.py"
     net_file.write_text(source)
     assert bpgen_main(["compile", str(net_file), "--target", "all", "-o", str(out)]) == 0
-    return load(out / f"{name}.py", f"bench_{name}"), load(out / f"{name}_c.py", f"bench_{name}_c")
+    found = [("", load(out / f"{name}.py", f"bench_{name}"),
+              load(out / f"{name}_c.py", f"bench_{name}_c"))]
+    if AGAINST is not None:
+        other = out / "against"
+        subprocess.run([sys.executable, "-m", "bpgen", "compile", str(net_file), "--target",
+                        "all", "-o", str(other)], check=True, cwd=AGAINST,
+                       env={**os.environ, "PYTHONPATH": str(AGAINST)})
+        found.append((f" ({AGAINST.name})", load(other / f"{name}.py", f"base_{name}"),
+                      load(other / f"{name}_c.py", f"base_{name}_c")))
+    return found
 
 
 # The bundled example with a summed loss, under its own module name.
@@ -156,20 +184,38 @@ def optional_frameworks():
     return found
 
 
-def bench_seed(gen, gen_c, repeat, frameworks):
+def contenders(modules, function, *args):
+    """(label, call) for the NumPy and C modules of every compiled version."""
+    out = []
+    for suffix, gen, gen_c in modules:
+        out.append((f"bpgen NumPy{suffix}", lambda m=gen: getattr(m, function)(*args)))
+        out.append((f"bpgen C{suffix}", lambda m=gen_c: getattr(m, function)(*args)))
+    return out
+
+
+def race(base_label, base_fn, others, repeat, number=1, unit="ms"):
+    """Time a baseline and its contenders interleaved; print one row each."""
+    times = median_times([base_fn] + [fn for _, fn in others], repeat, number)
+    row(base_label, times[0], times[0], unit)
+    for (label, _), t in zip(others, times[1:]):
+        row(label, t, times[0], unit)
+    return dict(zip([label for label, _ in others], times[1:]))
+
+
+def bench_seed(modules, repeat, frameworks):
     n = 100_000
     rng = np.random.default_rng(0)
     data = {"x1": rng.normal(size=n), "x2": rng.normal(size=n), "y": rng.normal(size=n)}
-    params = gen.init_params(0)
+    params = modules[0][1].init_params(0)
     want = hand_seed(params, data)
-    check_close("numpy", gen.value_and_grad(params, data), want)
-    check_close("c", gen_c.value_and_grad(params, data), want)
+    for suffix, gen, gen_c in modules:
+        check_close(f"numpy{suffix}", gen.value_and_grad(params, data), want)
+        check_close(f"c{suffix}", gen_c.value_and_grad(params, data), want)
     print(f"seed network 2-2-1, N = {n:,}, summed loss, value_and_grad "
           "(ratio: against hand-written NumPy)")
     base = median_time(lambda: hand_seed(params, data), repeat)
-    row("hand-written NumPy backprop", base, base)
-    row("bpgen NumPy", median_time(lambda: gen.value_and_grad(params, data), repeat), base)
-    row("bpgen C", median_time(lambda: gen_c.value_and_grad(params, data), repeat), base)
+    race("hand-written NumPy backprop", lambda: hand_seed(params, data),
+         contenders(modules, "value_and_grad", params, data), repeat)
     if "jax" in frameworks:
         jax, jnp = frameworks["jax"], frameworks["jax"].numpy
 
@@ -197,58 +243,61 @@ def bench_seed(gen, gen_c, repeat, frameworks):
         row("PyTorch eager, 1 thread", median_time(tstep, repeat), base)
 
 
-def bench_latency(gen, gen_c, repeat):
-    params = gen.init_params(0)
+def bench_latency(modules, repeat):
+    params = modules[0][1].init_params(0)
     sample = {"x1": 0.3, "x2": -0.8, "y": 0.25}
     print("one sample from Python floats, value_and_grad latency "
-          "(ratio: against the NumPy module)")
-    base = median_time(lambda: gen.value_and_grad(params, sample), repeat, 2000)
-    row("bpgen NumPy module (math fast path)", base, base, "us")
-    row("bpgen C through ctypes", median_time(
-        lambda: gen_c.value_and_grad(params, sample), repeat, 2000), base, "us")
+          "(ratio: against the NumPy module's math fast path)")
+    (_, gen, _), *rest = modules
+    others = contenders(modules, "value_and_grad", params, sample)[1:]
+    race("bpgen NumPy module (math fast path)", lambda: gen.value_and_grad(params, sample),
+         others, repeat, 2000, "us")
 
 
 def bench_chain(out, repeat):
     depth, n = 32, 10_000
-    gen, gen_c = compile_net(chain_source(depth, "chain32"), out, "chain32")
+    modules = compile_net(chain_source(depth, "chain32"), out, "chain32")
+    gen = modules[0][1]
     rng = np.random.default_rng(1)
     data = {"x": rng.normal(size=n), "y": rng.normal(size=n)}
     params = {k: float(v) for k, v in zip(gen.PARAMS, rng.normal(0, 0.7, len(gen.PARAMS)))}
     want = hand_chain(params, data, depth)
-    check_close("numpy chain", gen.value_and_grad(params, data), want)
-    check_close("c chain", gen_c.value_and_grad(params, data), want)
+    for suffix, numpy_module, c_module in modules:
+        check_close(f"numpy chain{suffix}", numpy_module.value_and_grad(params, data), want)
+        check_close(f"c chain{suffix}", c_module.value_and_grad(params, data), want)
     print(f"32-layer width-2 chain, N = {n:,} (ratio: against hand-written NumPy backprop)")
-    base = median_time(lambda: hand_chain(params, data, depth), repeat)
-    row("hand-written NumPy backprop", base, base)
-    for label, module in (("bpgen NumPy", gen), ("bpgen C", gen_c)):
-        fwd = median_time(lambda m=module: m.loss(params, data), repeat)
-        grad = median_time(lambda m=module: m.value_and_grad(params, data), repeat)
-        row(f"{label} loss only (forward)", fwd, base)
-        row(f"{label} value_and_grad", grad, base)
-        print(f"  {label}: gradient / forward time = {grad / fwd:.2f} (aim: at most 2)")
+    calls = [(f"{label} loss only (forward)", fn)
+             for label, fn in contenders(modules, "loss", params, data)]
+    calls += [(f"{label} value_and_grad", fn)
+              for label, fn in contenders(modules, "value_and_grad", params, data)]
+    times = race("hand-written NumPy backprop", lambda: hand_chain(params, data, depth), calls,
+                 repeat)
+    for label, _ in contenders(modules, "loss", params, data):
+        ratio = times[f"{label} value_and_grad"] / times[f"{label} loss only (forward)"]
+        print(f"  {label}: gradient / forward time = {ratio:.2f} (aim: at most 2)")
 
 
 def bench_mlp(out, repeat, frameworks):
     n = 256
     mlp_source = (ROOT / "examples" / "mlp_digits.py").read_text()
-    gen, gen_c = compile_net(mlp_source.replace('Network("mlp")', 'Network("mlpbench")'),
-                             out, "mlpbench")
+    modules = compile_net(mlp_source.replace('Network("mlp")', 'Network("mlpbench")'),
+                          out, "mlpbench")
+    gen = modules[0][1]
     rng = np.random.default_rng(2)
     data = {"x": rng.random((n, 64)), "y": np.eye(10)[rng.integers(0, 10, n)]}
     params = gen.init_params(0)
     params["b1"] = rng.normal(0, 0.1, 32)
     params["b2"] = rng.normal(0, 0.1, 10)
     want = hand_mlp(params, data)
-    check_close("numpy mlp", gen.value_and_grad(params, data), want)
-    check_close("c mlp", gen_c.value_and_grad(params, data), want)
+    for suffix, numpy_module, c_module in modules:
+        check_close(f"numpy mlp{suffix}", numpy_module.value_and_grad(params, data), want)
+        check_close(f"c mlp{suffix}", c_module.value_and_grad(params, data), want)
     print(f"64-32-10 MLP (examples/mlp_digits.py), batch {n}, one value_and_grad "
           "(ratio: against hand-written NumPy)")
     base = median_time(lambda: hand_mlp(params, data), repeat, 20)
-    row("hand-written NumPy backprop", base, base, "us")
-    row("bpgen NumPy", median_time(lambda: gen.value_and_grad(params, data), repeat, 20),
-        base, "us")
-    c_time = median_time(lambda: gen_c.value_and_grad(params, data), repeat, 20)
-    row("bpgen C", c_time, base, "us")
+    times = race("hand-written NumPy backprop", lambda: hand_mlp(params, data),
+                 contenders(modules, "value_and_grad", params, data), repeat, 20, "us")
+    c_time = times["bpgen C"]
     if "torch" in frameworks:
         torch = frameworks["torch"]
         tx, ty = torch.tensor(data["x"]), torch.tensor(data["y"])
@@ -289,7 +338,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--only", choices=["seed", "latency", "chain", "mlp", "compile"],
                         action="append", help="run only these benchmarks (repeatable)")
+    parser.add_argument("--against", type=Path, metavar="TREE",
+                        help="also time the output of the bpgen in TREE (another checkout)")
     args = parser.parse_args()
+    global AGAINST
+    AGAINST = args.against.resolve() if args.against else None
     wanted = set(args.only or ["seed", "latency", "chain", "mlp", "compile"])
     repeat = 5 if args.quick else 21
     frameworks = optional_frameworks()
@@ -298,11 +351,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         if wanted & {"seed", "latency"}:
-            gen, gen_c = compile_net(SEED_SUM, out, "seedsum")
+            modules = compile_net(SEED_SUM, out, "seedsum")
             if "seed" in wanted:
-                bench_seed(gen, gen_c, repeat, frameworks)
+                bench_seed(modules, repeat, frameworks)
             if "latency" in wanted:
-                bench_latency(gen, gen_c, repeat)
+                bench_latency(modules, repeat)
         if "chain" in wanted:
             bench_chain(out, repeat)
         if "mlp" in wanted:
