@@ -1,9 +1,7 @@
-"""Shared fixtures: the zoo of test networks (tests/nets/*.py), each compiled once per
-session to both targets, and helpers to import generated modules and run the CLI.
-
-A zoo file defines `net`, `reference(params, data)` (the per-sample loss in plain NumPy,
-written independently of bpgen), and optionally `sample(rng, n)` and `valid(params, data)`.
-tests/tensor_nets/*.py are the same for networks with shaped values (see TensorNet).
+"""Shared fixtures: the test networks (tests/nets/*.py of scalars, tests/tensor_nets/*.py
+with shaped values; one `TestNetwork` class for both), each compiled once per session to
+both targets; one finite-difference helper; one C sanitizer driver; helpers to import
+generated modules and run the CLI.
 """
 
 from __future__ import annotations
@@ -139,8 +137,13 @@ def run_under_sanitizers(tmp_path, include_dir, name: str, driver: str = SANITIZ
     return run
 
 
-class Zoo:
-    """One zoo network: its description and both generated modules."""
+class TestNetwork:
+    """One test network (tests/nets/*.py or tests/tensor_nets/*.py): its description and
+    both generated modules. A file defines `net` and `reference(params, data)` (the
+    per-sample losses, shape (N,), in plain NumPy written independently of bpgen), and
+    optionally `sample(rng, n)`, `params(rng)` and `valid(params, data)`."""
+
+    __test__ = False  # not a pytest test class
 
     def __init__(self, path: Path, out: Path):
         self.path = path
@@ -154,17 +157,25 @@ class Zoo:
         if target not in self._modules:
             stem = self.name if target == "numpy" else f"{self.name}_c"
             self._modules[target] = import_file(self.out / f"{stem}.py",
-                                                f"_zoo_{stem}_{target}")
+                                                f"_net_{stem}_{target}")
         return self._modules[target]
+
+    @property
+    def modules(self) -> dict:
+        return {t: self.module(t) for t in ("numpy", "c")}
 
     def sample(self, rng, n):
         if "sample" in self.desc:
             return self.desc["sample"](rng, n)
-        return {k: rng.normal(size=n) for k in self.module("numpy").INPUTS}
+        shapes = self.module("numpy").SHAPES
+        return {k: rng.normal(size=(n,) + shapes[k]) for k in self.module("numpy").INPUTS}
 
     def params(self, rng):
-        return {k: float(v) for k, v in zip(self.module("numpy").PARAMS,
-                                            rng.normal(0.0, 0.6, 10_000))}
+        if "params" in self.desc:
+            return self.desc["params"](rng)
+        shapes = self.module("numpy").SHAPES
+        return {k: rng.normal(0.0, 0.6, shapes[k]) if shapes[k] else float(rng.normal(0.0, 0.6))
+                for k in self.module("numpy").PARAMS}
 
     def reference(self, params, data):
         return self.desc["reference"](params, data)
@@ -173,6 +184,39 @@ class Zoo:
         if "valid" in self.desc:
             return self.desc["valid"](params, data)
         return np.ones(len(next(iter(data.values()))), dtype=bool)
+
+    def draw(self, seed, n):
+        """Random params and n samples that are valid for the net (away from kinks)."""
+        rng = np.random.default_rng(seed)
+        params = self.params(rng)
+        data = self.sample(rng, 4 * n)
+        keep = np.flatnonzero(self.valid(params, data))[:n]
+        assert len(keep) == n, "could not draw enough valid samples"
+        return params, {k: v[keep] for k, v in data.items()}
+
+    def reduced(self, params, data, reduce):
+        """The loss over a batch, from the reference."""
+        n = len(next(iter(data.values())))
+        losses = np.broadcast_to(self.reference(params, data), (n,))
+        return losses.sum() if reduce == "sum" else losses.mean()
+
+
+def finite_differences(net: TestNetwork, params, data, reduce):
+    """Central differences of the reference's batch loss, every entry of every parameter."""
+    grads = {}
+    for k, value in params.items():
+        value = np.asarray(value, dtype=np.float64)
+        g = np.zeros(value.shape)
+        for index in np.ndindex(value.shape):
+            h = 1e-6 * max(1.0, abs(value[index]))
+            up, down = value.copy(), value.copy()
+            up[index] += h
+            down[index] -= h
+            g[index] = (net.reduced({**params, k: up if up.shape else float(up)}, data, reduce)
+                        - net.reduced({**params, k: down if down.shape else float(down)},
+                                      data, reduce)) / (2 * h)
+        grads[k] = g if g.shape else float(g)
+    return grads
 
 
 @pytest.fixture(scope="session")
@@ -185,7 +229,7 @@ def zoo_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def zoo(zoo_dir):
-    return {p.stem: Zoo(p, zoo_dir) for p in NETS}
+    return {p.stem: TestNetwork(p, zoo_dir) for p in NETS}
 
 
 @pytest.fixture(params=ZOO_IDS)
@@ -203,37 +247,6 @@ TENSOR_NETS = sorted((ROOT / "tests" / "tensor_nets").glob("*.py"))
 TENSOR_IDS = [p.stem for p in TENSOR_NETS]
 
 
-class TensorNet:
-    def __init__(self, path: Path, out: Path):
-        self.desc = runpy.run_path(str(path))
-        self.name = self.desc["net"].name
-        self.modules = {
-            "numpy": import_file(out / f"{self.name}.py", f"_tensor_{self.name}"),
-            "c": import_file(out / f"{self.name}_c.py", f"_tensor_{self.name}_c")}
-
-    def params(self, rng):
-        if "params" in self.desc:
-            return self.desc["params"](rng)
-        shapes = self.modules["numpy"].SHAPES
-        return {k: rng.normal(0.0, 0.6, shapes[k]) if shapes[k] else float(rng.normal())
-                for k in self.modules["numpy"].PARAMS}
-
-    def draw(self, seed, n):
-        rng = np.random.default_rng(seed)
-        params = self.params(rng)
-        data = self.desc["sample"](rng, 4 * n)
-        keep = np.arange(4 * n)
-        if "valid" in self.desc:
-            keep = np.flatnonzero(self.desc["valid"](params, data))
-        assert len(keep) >= n
-        return params, {k: v[keep[:n]] for k, v in data.items()}
-
-    def reduced(self, params, data, reduce):
-        losses = self.desc["reference"](params, data)
-        assert losses.shape == (len(next(iter(data.values()))),)
-        return losses.sum() if reduce == "sum" else losses.mean()
-
-
 @pytest.fixture(scope="session")
 def tensor_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tensor_nets")
@@ -244,7 +257,7 @@ def tensor_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tensor_nets(tensor_dir):
-    return {p.stem: TensorNet(p, tensor_dir) for p in TENSOR_NETS}
+    return {p.stem: TestNetwork(p, tensor_dir) for p in TENSOR_NETS}
 
 
 @pytest.fixture(params=[p.stem for p in TENSOR_NETS])

@@ -177,7 +177,7 @@ def main():
         "softmax cross-entropy, squared-error or log-sum-exp head; mean or sum reduction. "
         "Both targets are compared with central finite differences of an independent NumPy "
         "evaluation, every entry of every parameter (tests/randomtensors.py; CI runs 20 "
-        "Hypothesis examples, `BPGEN_RANDOM_TENSOR_NETS=N` for more).",
+        "Hypothesis examples shared with the scalar networks, `BPGEN_RANDOM_NETS=N` for more).",
         "",
         "| networks checked | layers in them | mismatches | time |",
         "|---|---|---|---|",

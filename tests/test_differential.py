@@ -53,12 +53,11 @@ import runpy
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import randomnets
 import randomtensors
-from conftest import NETS, ROOT, TENSOR_NETS, TensorNet, Zoo, import_file
+from conftest import NETS, ROOT, TENSOR_NETS, TestNetwork, import_file
 from differential import (Compiler, compare_modules, compile_both, extract_tree, one_sample,
                           prebuild_all, wrapper_cflags)
 
@@ -124,20 +123,15 @@ RANDOM_BATCHES = [b for target in ("numpy", "c") for cases in (RANDOM_SCALAR, RA
                   for b in _batches(cases, target)]
 
 
-class _ScalarNet(Zoo):
-    """A scalar network read like a zoo network (params, sample, valid from conftest),
-    with the old generated NumPy module in place of the zoo fixture's."""
+class _Described(TestNetwork):
+    """A network read like a test network (params, sample, valid from conftest), with the
+    old generated NumPy module in place of the fixture's."""
 
     def __init__(self, desc: dict, module):
         self.desc, self._module = desc, module
 
     def module(self, target):
         return self._module
-
-
-class _ShapedNet(TensorNet):
-    def __init__(self, desc: dict, module):
-        self.desc, self.modules = desc, {"numpy": module}
 
 
 class Runs:
@@ -201,15 +195,7 @@ class Runs:
         return self._modules[key]
 
     def draw(self, case: Case, desc: dict, module):
-        if case.shaped:
-            return _ShapedNet(desc, module).draw(DATA_SEED, N_SAMPLES)
-        net = _ScalarNet(desc, module)
-        rng = np.random.default_rng(DATA_SEED)
-        params = net.params(rng)
-        data = net.sample(rng, 4 * N_SAMPLES)
-        keep = np.flatnonzero(net.valid(params, data))[:N_SAMPLES]
-        assert len(keep) == N_SAMPLES, f"{case.id}: could not draw {N_SAMPLES} valid samples"
-        return params, {k: v[keep] for k, v in data.items()}
+        return _Described(desc, module).draw(DATA_SEED, N_SAMPLES)
 
     def compare(self, case: Case, target: str) -> tuple[str | None, list[str]]:
         skip, problems = self.status(case)

@@ -7,42 +7,17 @@ gradients are compared with its central finite differences — never with bpgen'
 import numpy as np
 import pytest
 
-
-def reduced_reference(net, params, data, reduce):
-    per_sample = np.broadcast_to(net.reference(params, data), len(data[next(iter(data))]))
-    return per_sample.sum() if reduce == "sum" else per_sample.mean()
-
-
-def finite_difference_grad(net, params, data, reduce):
-    grads = {}
-    for k in params:
-        h = 1e-6 * max(1.0, abs(params[k]))
-        up, down = dict(params), dict(params)
-        up[k] += h
-        down[k] -= h
-        grads[k] = (reduced_reference(net, up, data, reduce)
-                    - reduced_reference(net, down, data, reduce)) / (2 * h)
-    return grads
-
-
-def draw(net, seed, n):
-    """Random params and n samples that are valid for the net (away from kinks)."""
-    rng = np.random.default_rng(seed)
-    params = net.params(rng)
-    data = net.sample(rng, 4 * n)
-    keep = np.flatnonzero(net.valid(params, data))[:n]
-    assert len(keep) == n, "could not draw enough valid samples"
-    return params, {k: v[keep] for k, v in data.items()}
+from conftest import finite_differences
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_batch_gradient_matches_finite_differences(net, target, seed):
     module = net.module(target)
-    params, data = draw(net, seed, 9)
+    params, data = net.draw(seed, 9)
     value, grads = module.value_and_grad(params, data)
-    assert value == pytest.approx(reduced_reference(net, params, data, module.REDUCE),
+    assert value == pytest.approx(net.reduced(params, data, module.REDUCE),
                                   rel=1e-12, abs=1e-12)
-    expected = finite_difference_grad(net, params, data, module.REDUCE)
+    expected = finite_differences(net, params, data, module.REDUCE)
     assert list(grads) == list(module.PARAMS)
     for k in module.PARAMS:
         assert grads[k] == pytest.approx(expected[k], rel=2e-6, abs=2e-7), k
@@ -50,19 +25,19 @@ def test_batch_gradient_matches_finite_differences(net, target, seed):
 
 def test_single_sample_from_floats(net, target):
     module = net.module(target)
-    params, data = draw(net, 3, 1)
+    params, data = net.draw(3, 1)
     floats = {k: float(v[0]) for k, v in data.items()}
     value, grads = module.value_and_grad(params, floats)
     assert isinstance(value, float)
     assert value == pytest.approx(float(net.reference(params, data)[0]), rel=1e-12, abs=1e-14)
-    expected = finite_difference_grad(net, params, data, "mean")
+    expected = finite_differences(net, params, data, "mean")
     for k in module.PARAMS:
         assert grads[k] == pytest.approx(expected[k], rel=2e-6, abs=2e-7), k
     assert module.loss(params, floats) == pytest.approx(value, rel=1e-15)
 
 
 def test_c_and_numpy_agree(net):
-    params, data = draw(net, 4, 1000)
+    params, data = net.draw(4, 1000)
     vn, gn = net.module("numpy").value_and_grad(params, data)
     vc, gc = net.module("c").value_and_grad(params, data)
     assert vc == pytest.approx(vn, rel=1e-12, abs=1e-300)
@@ -80,7 +55,7 @@ def test_c_and_numpy_agree(net):
 
 
 def test_forward_matches_reference_loss(net, target):
-    params, data = draw(net, 5, 17)
+    params, data = net.draw(5, 17)
     values = net.module(target).forward(params, data)
     loss_name = list(values)[-1] if net.net.loss_declaration.name in values else None
     per_sample = values[net.net.loss_declaration.name]

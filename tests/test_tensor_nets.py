@@ -11,23 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import TENSOR_NETS, import_file, run_cli
-
-def finite_differences(tnet, params, data, reduce):
-    grads = {}
-    for k, value in params.items():
-        value = np.asarray(value, dtype=np.float64)
-        g = np.zeros(value.shape)
-        for index in np.ndindex(value.shape):
-            h = 1e-6 * max(1.0, abs(value[index]))
-            up, down = value.copy(), value.copy()
-            up[index] += h
-            down[index] -= h
-            g[index] = (tnet.reduced({**params, k: up}, data, reduce)
-                        - tnet.reduced({**params, k: down}, data, reduce)) / (2 * h)
-        grads[k] = g
-    return grads
-
+from conftest import TENSOR_NETS, finite_differences, import_file, run_cli
 
 def test_there_are_enough_tensor_nets():
     assert len(TENSOR_NETS) >= 8
