@@ -4,8 +4,8 @@ from .dsl import Network
 from .errors import BpgenError
 from .explain import explain
 from .functions import exp, log, logaddexp, relu, sigmoid, softplus, sqrt, step, tanh
-from .tensor import (dot, logsumexp, matmul, mean, softmax, softmax_cross_entropy, sum,
-                     transpose)
+from .ops import (dot, logsumexp, matmul, mean, softmax, softmax_cross_entropy, sum,
+                  transpose)
 
 __version__ = "0.1.0"
 
