@@ -11,9 +11,7 @@ traceback with -v); 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import shutil
 import sys
 import threading
 import time
@@ -25,7 +23,8 @@ from .compiler import compile_network
 from .emit import TARGETS, emit, files_of
 from .errors import BpgenError, LoadError, OutputError
 from .loader import current_line, display_path, load_networks, split_spec
-from .output import diff, write_set
+from .build import build_libraries, require_compiler
+from .output import check_targets, diff, write_set
 from .provenance import read_file_header
 
 EXAMPLES = """\
@@ -38,6 +37,17 @@ examples:
   bpgen explain examples/seed.py --format latex --standalone > seed.tex
   bpgen graph examples/seed.py -o seed.svg        # forward and backward graphs
 """
+
+
+def positive(text: str) -> float:
+    """A number of seconds > 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -63,8 +73,9 @@ def parser() -> argparse.ArgumentParser:
                    help="with the C target, write sources but do not build the library")
     c.add_argument("-v", "--verbose", action="store_true",
                    help="print the time of each compiler stage and the graph sizes")
-    c.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="give up loading a net file that runs longer than this")
+    c.add_argument("--timeout", type=positive, metavar="SECONDS",
+                   help="give up loading a net file, or compiling a network, that takes "
+                   "longer than this")
     e = sub.add_parser("explain", help="show the chain rule for each parameter's gradient",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("nets", nargs="+", metavar="NET.py[:NAME]")
@@ -74,16 +85,18 @@ def parser() -> argparse.ArgumentParser:
                    help="with --format latex: a complete document for pdflatex")
     e.add_argument("-v", "--verbose", action="store_true",
                    help="show the traceback of an internal error")
-    e.add_argument("--timeout", type=float, metavar="SECONDS",
+    e.add_argument("--timeout", type=positive, metavar="SECONDS",
                    help="give up loading a net file that runs longer than this")
     g = sub.add_parser("graph", help="draw the forward and backward graphs (DOT, SVG, PNG)",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     g.add_argument("net", metavar="NET.py[:NAME]")
     g.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="FILE.dot (text), or .svg/.png/.pdf (needs Graphviz's dot)")
+    g.add_argument("--force", action="store_true",
+                   help="overwrite FILE even if it is not a graph bpgen drew")
     g.add_argument("-v", "--verbose", action="store_true",
                    help="show the traceback of an internal error")
-    g.add_argument("--timeout", type=float, metavar="SECONDS",
+    g.add_argument("--timeout", type=positive, metavar="SECONDS",
                    help="give up loading a net file that runs longer than this")
     return top
 
@@ -125,7 +138,7 @@ STACK_SIZE = 512 * 1024 * 1024
 RECURSION_LIMIT = 100_000
 
 
-def in_worker(fn, *args, timeout=None, shown=None):
+def in_worker(fn, *args, timeout=None, shown=None, what=None):
     """`fn(*args)` in a worker thread; its result, or its exception re-raised here.
 
     The main thread waits in short steps, so Ctrl-C interrupts at once; with `timeout`
@@ -157,6 +170,8 @@ def in_worker(fn, *args, timeout=None, shown=None):
         while worker.is_alive():
             worker.join(0.05)
             if deadline is not None and worker.is_alive() and time.monotonic() > deadline:
+                if what:
+                    raise LoadError(f"{what} took longer than {timeout:g} s (--timeout)")
                 frame = sys._current_frames().get(worker.ident)
                 raise LoadError(f"still running after {timeout:g} s (--timeout); is there "
                                 "an endless loop?", current_line(frame, shown) if shown
@@ -227,20 +242,26 @@ def _compile(args, progress) -> int:
     out_dir = Path(args.output)
     files: dict[str, str] = {}
     owners: dict[str, str] = {}
-    net_files: list[str] = []
+    protect: list[str] = []  # net files and the modules they import: never written
+    notes: list[str] = []
     started = time.perf_counter()
-    for spec in args.nets:
-        shown, networks = load(spec, args, progress)
-        net_files.append(split_spec(spec)[0])
+    for spec in dict.fromkeys(args.nets):  # a file named twice is compiled once
+        shown, networks, imported = load(spec, args, progress)
+        net_file = split_spec(spec)[0]
+        protect += [net_file, *imported]
         for net in networks:
-            compiled = in_worker(compile_network, net, source_for(net_files[-1], out_dir),
+            compiled = in_worker(compile_network, net, source_for(net_file, out_dir),
                                  lambda stage, n=net.name:
-                                 progress.update(f"{n}: {stage or 'emit'}…"))
+                                 progress.update(f"{n}: {stage or 'emit'}…"),
+                                 timeout=args.timeout, what=f"compiling network {net.name!r}")
             for d in compiled.diagnostics:
                 print(d, file=sys.stderr)
-            targets = requested + companions(out_dir, net.name, requested)
+            extra, why = companions(out_dir, net.name, requested)
+            targets = requested + extra
+            notes += why
             clock = time.perf_counter()
-            produced = in_worker(emit, compiled, targets)
+            produced = in_worker(emit, compiled, targets, timeout=args.timeout,
+                                 what=f"generating the code of network {net.name!r}")
             compiled.timings["emit"] = time.perf_counter() - clock
             for name in produced:
                 if name in owners:
@@ -259,31 +280,17 @@ def _compile(args, progress) -> int:
                   file=sys.stderr)
             return EXIT_OUT_OF_DATE
         return EXIT_OK
-    wrappers = sorted(name for name in files if name.endswith("_c.py"))
-    build = wrappers and not args.no_build
-    if build:
+    if any(name.endswith("_c.py") for name in files) and not args.no_build:
         require_compiler()
-
-    def build_libraries():
-        for name in wrappers:
-            stem = name.removesuffix('_c.py')
-            size = len(files.get(f"{stem}.c", ""))
-            if size > LARGE_C_SOURCE:
-                print(f"bpgen: building {stem}: its C source is {size // 1024} KiB, which the "
-                      "C compiler may take minutes to build (--no-build writes the sources "
-                      "only)", file=sys.stderr)
-            progress.update(f"building {stem} with the C compiler…")
-            build_library(out_dir / name)
-    write_set(out_dir, files, force=args.force, protect=net_files,
-              then=build_libraries if build else None)
+        check_targets(out_dir, files, args.force, protect)  # before a long build
+        files.update(build_libraries(files, progress))
+    write_set(out_dir, files, force=args.force, protect=protect)
+    for note in notes:
+        print(note, file=sys.stderr)
     if args.verbose:
         print(f"bpgen: wrote {len(files)} files to {out_dir} in "
               f"{time.perf_counter() - started:.2f} s", file=sys.stderr)
     return EXIT_OK
-
-
-#: C sources larger than this get a note before they are built (bytes).
-LARGE_C_SOURCE = 256 * 1024
 
 
 def source_for(net_file: str, out_dir: Path) -> str:
@@ -296,32 +303,35 @@ def source_for(net_file: str, out_dir: Path) -> str:
     return rel.replace(os.sep, "/")
 
 
-def companions(out_dir: Path, name: str, requested) -> list[str]:
+def companions(out_dir: Path, name: str, requested) -> tuple[list[str], list[str]]:
     """Targets not asked for whose files of network `name` are in `out_dir` (from an
     earlier compile): they are regenerated too, so the directory never holds files of two
-    versions of one network."""
-    found = []
+    versions of one network. (targets, a note for each)"""
+    found, notes = [], []
     for target in TARGETS:
         if target in requested:
             continue
         for filename in files_of(name, target):
             header = read_file_header(out_dir / filename)
             if header is not None and header.network == name:
-                print(f"bpgen: also updating {out_dir / filename} and the other {target} "
-                      f"files of network {name!r}, so that they match", file=sys.stderr)
+                notes.append(f"bpgen: also updated {out_dir / filename} and the other "
+                             f"{target} files of network {name!r}, so that they match")
                 found.append(target)
                 break
-    return found
+    return found, notes
 
 
 def explain_command(args) -> int:
     from .explain import Explanation
+    if args.standalone and args.format != "latex":
+        raise OutputError("--standalone makes a LaTeX document: use it with --format latex")
+    wrt = list(dict.fromkeys(args.wrt)) if args.wrt else None  # each parameter once
     parts = []
     for spec in args.nets:
-        shown, networks = load(spec, args)
+        shown, networks, _ = load(spec, args)
         for net in networks:
             compiled = in_worker(compile_network, net, shown)
-            exp = Explanation(compiled, args.wrt)
+            exp = Explanation(compiled, wrt)
             if args.format == "text":
                 parts.append(exp.text())
             elif args.format == "markdown":
@@ -333,8 +343,8 @@ def explain_command(args) -> int:
 
 
 def graph_command(args) -> int:
-    from .graph import render, to_dot
-    shown, networks = load(args.net, args)
+    from .graph import GRAPH_MARK, render, to_dot
+    shown, networks, _ = load(args.net, args)
     if len(networks) > 1:
         raise OutputError(f"{shown} defines {len(networks)} networks; pick one with "
                           f"{shown}:NAME ({', '.join(n.name for n in networks)})")
@@ -344,9 +354,15 @@ def graph_command(args) -> int:
     if fmt not in ("dot", "gv", "svg", "png", "pdf"):
         raise OutputError(f"{target}: unknown graph format {target.suffix!r} "
                           "(use .dot, .svg, .png or .pdf)")
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise OutputError(f"{directory} is not a directory")
+    if target.exists() and not args.force and GRAPH_MARK.encode() not in target.read_bytes():
+        raise OutputError(f"{target} exists and is not a graph bpgen drew; refusing to "
+                          "overwrite it (use --force)")
     data = dot if fmt in ("dot", "gv") else render(dot, fmt)
-    write_set(target.parent if str(target.parent) else Path("."), {target.name: data},
-              force=True, protect=[split_spec(args.net)[0]])
+    write_set(directory, {target.name: data}, force=True,
+              protect=[split_spec(args.net)[0]])
     return 0
 
 
@@ -359,21 +375,3 @@ def report(compiled, file) -> None:
           f"backward graph {n_backward} equations", file=file)
 
 
-def require_compiler() -> None:
-    for candidate in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if candidate and shutil.which(candidate):
-            return
-    raise OutputError("no C compiler found (install gcc or clang, or set CC); "
-                      "use --no-build to write the C sources only")
-
-
-def build_library(wrapper: Path) -> None:
-    """Import the generated wrapper: on import it builds its library if it is stale,
-    with the same compiler and flags users get."""
-    spec = importlib.util.spec_from_file_location(f"_bpgen_build_{wrapper.stem}", wrapper)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except (RuntimeError, OSError, ImportError) as exc:
-        raise OutputError(f"building the C library for {wrapper} failed: "
-                          f"{str(exc).strip()}") from None

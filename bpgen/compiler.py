@@ -91,10 +91,14 @@ def _compile(net: Network, source: str, progress=None) -> Compiled:
 
 
 def unused_warnings(ir: IR) -> list[Diagnostic]:
-    """Equations declared before the loss that do not reach it."""
+    """Equations declared before the loss that do not reach it, and inputs that no
+    equation reads."""
     used = depends_on(ir, ir.loss)
     loss_index = next(k for k, e in enumerate(ir.equations) if e.role == LOSS)
+    read = set().union(*(eq.rhs.free_symbols for eq in ir.equations))
     return [Diagnostic(f"equation {eq.lhs.name!r} does not affect the loss "
                        f"{ir.loss.name!r}; it is computed by forward() only", eq.origin)
             for eq in ir.equations[:loss_index]
-            if eq.role == FORWARD and eq.lhs not in used and not eq.anonymous]
+            if eq.role == FORWARD and eq.lhs not in used and not eq.anonymous] + [
+        Diagnostic(f"input {v.name!r} is not used by any equation (calls must still give "
+                   "it)", v.origin) for v in ir.inputs if v.symbol not in read]

@@ -36,6 +36,8 @@ ROLES = ("input", "param", "intermediate", "loss")
 SHADOWED = frozenset(getattr(sys, "stdlib_module_names", ())) | {
     "numpy", "bpgen", "math", "ctypes", "os", "sys", "threading", "hashlib", "shlex",
     "shutil", "subprocess", "tempfile"}
+#: The longest network name (it names files, modules and C functions).
+MAX_NAME = 64
 #: The most elements one value may have: its index must fit a 32-bit C long.
 MAX_SIZE = 2**31 - 1
 REDUCTIONS = ("mean", "sum")
@@ -87,12 +89,32 @@ def _representable(number) -> bool:
     """Whether a SymPy number is a double (or an explicit infinity)."""
     if number.is_infinite:
         return True
-    if number.is_Rational:
-        return abs(number.p) < 2**1024 and number.q < 2**1024
     try:
-        return math.isfinite(float(number))
+        value = complex(sympy.N(number, 20))
     except (OverflowError, TypeError, ValueError):
         return False
+    return value.imag == 0 and math.isfinite(value.real)
+
+
+def _constants(expr):
+    """Maximal subexpressions without symbols that are not plain numbers (exp(1000),
+    pi**1000, acos(2)): each must evaluate to a finite double."""
+    found = []
+
+    def visit(e):
+        if e.is_Atom or not isinstance(e, sympy.Expr):
+            return
+        if isinstance(e, Structural):
+            for a in e.operands:
+                visit(a)
+            return
+        if not e.free_symbols and not isinstance(e, sympy.Number):
+            found.append(e)
+            return
+        for a in e.args:
+            visit(a)
+    visit(expr)
+    return found
 
 
 def _short(number) -> str:
@@ -119,10 +141,11 @@ class Network:
 
     def __init__(self, name: str):
         self.origin = caller_origin()
-        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) \
+                or not name.isascii() or len(name) > MAX_NAME or name.startswith("__"):
             raise DeclarationError(
-                f"network name {name!r} is not a valid module name", self.origin
-            )
+                f"network name {name!r} is not a valid module name (ASCII letters, digits "
+                f"and _, at most {MAX_NAME} characters, not starting with __)", self.origin)
         for module in (name, f"{name}_c"):
             if module in SHADOWED:
                 raise DeclarationError(
@@ -235,9 +258,8 @@ class Network:
         latex = options.get("latex")
         if latex is not None and not isinstance(latex, (list, tuple)):
             latex = [latex] if len(names) == 1 else None
-            if latex is None:
-                raise DeclarationError(
-                    "latex= needs one string per declared name", origin)
+        if latex is not None and len(latex) != len(names):
+            raise DeclarationError("latex= needs one string per declared name", origin)
         symbols = tuple(
             self._declare(n, role, None, (), latex[i] if latex else None, origin)
             for i, n in enumerate(names)
@@ -246,6 +268,9 @@ class Network:
 
     def _declare(self, name, role, expr, shape, latex, origin,
                  anonymous=False) -> sympy.Symbol:
+        if latex is not None and not isinstance(latex, str):
+            raise DeclarationError(f"{name!r}: latex= must be a string, not "
+                                   f"{type(latex).__name__}", origin)
         if not isinstance(name, str) or not name.isidentifier():
             raise DeclarationError(f"{name!r} is not a valid name", origin)
         if name in self._by_name:
@@ -312,4 +337,13 @@ class Network:
             raise DeclarationError(
                 f"equation {name!r} contains an unevaluated derivative or integral",
                 origin)
+        if expr.has(sympy.Sum, sympy.Product, sympy.Lambda):
+            raise DeclarationError(
+                f"equation {name!r} contains an unevaluated sum, product or lambda (write "
+                "it out, e.g. with Python's sum(...), or call .doit())", origin)
+        for constant in _constants(expr):
+            if not _representable(constant):
+                raise DeclarationError(
+                    f"equation {name!r}: {_short(constant)} is not a finite real number "
+                    "(outside the range of a double, or complex)", origin)
         return expr

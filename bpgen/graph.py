@@ -21,12 +21,18 @@ from .ir import IR, backward_slice
 from .passes import reuse
 
 
+#: In every graph bpgen draws (a DOT comment, carried by Graphviz into SVG): a file that
+#: has it may be overwritten by the next `bpgen graph`.
+GRAPH_MARK = "drawn by bpgen graph"
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _forward(ir: IR) -> list[str]:
-    lines = [f"digraph {_quote(ir.name)} {{", "  rankdir=LR;",
+    lines = [f"digraph {_quote(ir.name)} {{", f"  comment={_quote(GRAPH_MARK)};",
+             "  rankdir=LR;",
              '  node [fontname="Helvetica", fontsize=11];',
              '  edge [fontname="Helvetica", fontsize=9];',
              "  subgraph cluster_forward {", '    label="forward";', "    color=gray70;"]
@@ -108,8 +114,12 @@ def render(dot_text: str, fmt: str) -> bytes:
         raise OutputError(f"rendering .{fmt} needs Graphviz's `dot` program, which is not "
                           "installed (e.g. `apt-get install graphviz`); .dot output "
                           "needs nothing")
-    done = subprocess.run([program, f"-T{fmt}"], input=dot_text.encode("utf-8"),
-                          capture_output=True)
-    if done.returncode != 0:
-        raise OutputError(f"Graphviz failed: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        done = subprocess.run([program, f"-T{fmt}"], input=dot_text.encode("utf-8"),
+                              capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise OutputError("Graphviz's dot did not finish in 120 s") from None
+    if done.returncode != 0 or not done.stdout:
+        why = done.stderr.decode(errors="replace").strip().splitlines()
+        raise OutputError(f"Graphviz failed: {why[0] if why else 'no output'}")
     return done.stdout

@@ -13,15 +13,21 @@ import os
 import sys
 import traceback
 
+from sympy.core.cache import clear_cache
+from sympy.core.parameters import distribute
+
 from .dsl import Network
 from .errors import BpgenError, LoadError, Origin
 
 
 def display_path(path: str) -> str:
-    """The path as a user reads it: relative to the working directory, '/'-separated."""
+    """The path as a user reads it: relative to the working directory, '/'-separated (an
+    absolute path outside it as given)."""
     try:
         rel = os.path.relpath(path)
     except ValueError:  # another drive on Windows
+        rel = path
+    if os.path.isabs(path) and rel.startswith(".."):
         rel = path
     return rel.replace(os.sep, "/")
 
@@ -65,8 +71,14 @@ def read_source(path: str, shown: str) -> str:
         raise LoadError(f"cannot decode {shown}: {exc}", Origin(shown, 1)) from None
 
 
-def load_networks(spec: str) -> tuple[str, list[Network]]:
-    """`net.py` or `net.py:NAME` -> (display path, networks defined at the top level)."""
+def load_networks(spec: str) -> tuple[str, list[Network], list[str]]:
+    """`net.py` or `net.py:NAME` -> (display path, networks defined at the top level, the
+    files of the modules the net file imported).
+
+    The file runs with SymPy's automatic distribution of numbers over sums switched off,
+    so `10**9*(1 - t**2)` stays the product it was written as, and in its own directory
+    context: a `chdir` inside it is undone afterwards.
+    """
     path, wanted = split_spec(spec)
     shown = display_path(path)
     source = read_source(path, shown)
@@ -79,26 +91,36 @@ def load_networks(spec: str) -> tuple[str, list[Network]]:
     namespace = {"__name__": "__bpgen_net__", "__file__": os.path.abspath(path)}
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     real_exit, os._exit = os._exit, _refuse_exit
+    cwd = os.getcwd()
+    before = set(sys.modules)
     try:
-        exec(code, namespace)  # noqa: S102 - running the user's net file is the point
+        clear_cache()  # products built with distribution on must not be reused
+        with distribute(False):
+            exec(code, namespace)  # noqa: S102 - running the user's net file is the point
     except BpgenError:
+        raise
+    except KeyboardInterrupt:
         raise
     except (SystemExit, _Exited) as exc:
         how = "os._exit" if isinstance(exc, _Exited) else "sys.exit"
         raise LoadError(f"{shown} exited during import ({how}({exc.code!r})); a net file "
                         "should only declare networks", _user_origin(exc, shown)) from None
-    except RecursionError as exc:
-        raise LoadError("an expression is nested deeper than Python can follow "
-                        f"({exc}); build it in several net.eq steps",
-                        _user_origin(exc, shown)) from None
-    except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, TypeError) and "for @" in str(exc):
+    except RecursionError:
+        raise LoadError("RecursionError: endless recursion, or an expression nested deeper "
+                        "than Python can follow (build it in several net.eq steps)",
+                        _user_origin(sys.exc_info()[1], shown)) from None
+    except BaseException as exc:  # noqa: B036 - whatever the file raised is the user's error
+        text = _text(exc)
+        message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        if isinstance(exc, TypeError) and "for @" in text:
             message += " (an operand of @ must be a declared value; use bp.matmul(a, b))"
         raise LoadError(message, _user_origin(exc, shown)) from None
     finally:
         os._exit = real_exit
         sys.path.pop(0)
+        os.chdir(cwd)
+    imported = sorted({os.path.abspath(f) for name in set(sys.modules) - before
+                       if isinstance(f := getattr(sys.modules[name], "__file__", None), str)})
     networks = [v for v in namespace.values() if isinstance(v, Network)]
     unique = list({id(n): n for n in networks}.values())
     if wanted:
@@ -112,7 +134,18 @@ def load_networks(spec: str) -> tuple[str, list[Network]]:
     for n in unique:
         if names.count(n.name) > 1:
             raise LoadError(f"two networks are named {n.name!r}", n.origin)
-    return shown, unique
+    return shown, unique, imported
+
+
+def _text(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, even if printing it fails."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ of the user's exception
+        return "(its message cannot be printed)"
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    text = lines[0] + (" …" if len(lines) > 1 else "") if lines else ""
+    return text if len(text) <= limit else text[:limit] + " …"
 
 
 def _user_origin(exc: BaseException, shown: str) -> Origin | None:

@@ -4,9 +4,10 @@ Guarantees of `write_set`:
 
 * Ownership. A file is replaced only when bpgen wrote it and it was not edited since
   (its header's hash matches its body), and only by the same network's file of the same
-  role. A hand-edited file, a file of another network, or any other file at a generated
-  file's path is refused (`--force` overrides); a net file being compiled is never
-  written, even with `--force`.
+  role; a library only when bpgen built it. A hand-edited file, a file of another
+  network, or any other file at a generated file's path is refused (`--force`
+  overrides); a net file being compiled, or a module it imports, is never written, even
+  with `--force`.
 * All or nothing. Every file is first written to a temporary file beside its target;
   then the targets are replaced one by one (each replacement is an atomic rename), the
   C wrapper last. If anything fails on the way, the files already replaced get their
@@ -66,6 +67,8 @@ def _describe(header) -> str:
 def check_targets(out_dir: Path, files: dict, force: bool, protect=()) -> None:
     """Raise OutputError unless every file may be written (see the module docstring)."""
     protected = {os.path.realpath(p) for p in protect}
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir} is not a directory")
     for rel in sorted(files):
         path = out_dir / rel
         if os.path.realpath(path) in protected:
@@ -75,6 +78,11 @@ def check_targets(out_dir: Path, files: dict, force: bool, protect=()) -> None:
             raise OutputError(f"{path} is a directory; remove it or choose another "
                               "output directory (-o)")
         if force or not (path.exists() or path.is_symlink()):
+            continue
+        if isinstance(files[rel], bytes):  # a library: one bpgen built
+            if not _built_by_bpgen(path):
+                raise OutputError(f"{path} exists and was not built by bpgen; refusing to "
+                                  "overwrite it (move it away, or use --force)")
             continue
         old = read_file_header(path)
         if old is None:
@@ -89,6 +97,13 @@ def check_targets(out_dir: Path, files: dict, force: bool, protect=()) -> None:
             raise OutputError(f"{path} is {_describe(old)}; {_describe(new)} would "
                               "overwrite it: rename one of the networks, or use another "
                               "output directory")
+
+
+def _built_by_bpgen(path: Path) -> bool:
+    try:
+        return b"bpgen-set=" in path.read_bytes()
+    except OSError:
+        return False
 
 
 @contextmanager
@@ -125,9 +140,9 @@ def _order(rel: str):
     return (rel.endswith(LAST), rel)
 
 
-def write_set(out_dir: Path, files: dict, force: bool = False, protect=(), then=None):
-    """Write `files` (relative path -> text or bytes) under `out_dir` as one set; then
-    call `then()` (building libraries) while still holding the directory's lock."""
+def write_set(out_dir: Path, files: dict, force: bool = False, protect=()):
+    """Write `files` (relative path -> text, or bytes of a built library) under `out_dir`
+    as one set."""
     out_dir = Path(out_dir)
     check_targets(out_dir, files, force, protect)
     try:
@@ -138,13 +153,12 @@ def write_set(out_dir: Path, files: dict, force: bool = False, protect=(), then=
         remove_abandoned(out_dir)
         check_targets(out_dir, files, force, protect)  # another writer may have been first
         _replace_all(out_dir, files)
-        if then is not None:
-            then()
 
 
 def _replace_all(out_dir: Path, files: dict) -> None:
     staged: list[tuple[Path, Path]] = []
     done: list[tuple[Path, Path | None]] = []  # (target, backup of its old contents)
+    backups: list[Path] = []
     try:
         for rel in sorted(files, key=_order):
             target = out_dir / rel
@@ -153,13 +167,14 @@ def _replace_all(out_dir: Path, files: dict) -> None:
             data = files[rel]
             with open(tmp, "xb") as f:
                 f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, 0o644 if isinstance(data, str) else 0o755)  # libraries: 0755
         for k, (tmp, target) in enumerate(staged):
             if FAULT_HOOK is not None:
                 FAULT_HOOK(k, target)
             backup = None
             if target.exists():
                 backup = _hidden(target, BACKUP)
+                backups.append(backup)
                 try:
                     os.link(target, backup)
                 except OSError:  # no hard links here: a copy does
@@ -183,6 +198,6 @@ def _replace_all(out_dir: Path, files: dict) -> None:
                               "previous files are left as they were") from None
         raise
     finally:
-        for _, backup in done:
-            if backup is not None and backup.exists():
+        for backup in backups:
+            if backup.exists():
                 backup.unlink()

@@ -166,7 +166,8 @@ def test_a_killed_compile_leaves_a_set_that_is_detected_and_repaired(tmp_path):
     assert len(fingerprints(out)) == 2  # a mixed set: seed.c is new, the rest old
     assert [p for p in out.iterdir() if p.name.endswith(".bpgen-tmp")]
     with pytest.raises(ImportError, match=r"seed.c is from another version of network "
-                                          r"'seed' than seed_c.py .* regenerate them"):
+                                          r"'seed' \(set \w+\), not of this seed_c.py .* "
+                                          r"regenerate them together"):
         import_file(out / "seed_c.py", "_killed_seed_c")
     assert bpgen("compile", variant, "--target", "all", "--no-build", "-o", out,
                  cwd=tmp_path).returncode == 0
@@ -195,7 +196,7 @@ def test_recompiling_one_target_updates_the_other_targets_files(tmp_path):
     assert bpgen("compile", SEED, "--target", "all", "-o", out, cwd=tmp_path).returncode == 0
     variant = seed_variant(tmp_path, "3")
     done = bpgen("compile", variant, "-o", out, cwd=tmp_path)
-    assert done.returncode == 0 and "also updating" in done.stderr
+    assert done.returncode == 0 and "also updated" in done.stderr
     assert len(fingerprints(out)) == 1
     assert bpgen("compile", variant, "-o", out, "--check", cwd=tmp_path).returncode == 0
     c_module = import_file(out / "seed_c.py", "_companion_seed_c")
@@ -229,7 +230,8 @@ def test_a_shipped_library_works_without_its_source_and_is_world_readable(tmp_pa
     module = import_file(out / "seed_c.py", "_shipped_seed_c")
     assert np.isfinite(module.loss(module.init_params(0), {"x1": 1.0, "x2": 0.5, "y": 0.1}))
     (out / "libseed.so").unlink()
-    with pytest.raises(ImportError, match="libseed.so is missing and seed.c is missing"):
+    with pytest.raises(ImportError, match="libseed.so is missing, and seed.c and seed.h are "
+                                          "missing to build it; regenerate them together"):
         import_file(out / "seed_c.py", "_shipped_seed_c2")
 
 
@@ -474,3 +476,195 @@ def test_check_finite_names_sample_and_element_of_shaped_values(tensor_nets, tar
     with pytest.raises(FloatingPointError, match=r"mlp2: parameter 'W1' is nan at element "
                                                  r"\(1, 4\)$"):
         module.loss({**params, "W1": W}, data, check_finite=True)
+
+
+# -- 8. the second hostile-input sweep -----------------------------------------------------
+SCALAR_HEADER = ("import bpgen as bp\nimport sympy as sp\nnet = bp.Network('{name}')\n"
+                 "x, y = net.inputs('x y')\nw, v = net.params('w v')\n")
+
+
+def compile_both(tmp_path, name, body):
+    (tmp_path / f"{name}_net.py").write_text(SCALAR_HEADER.format(name=name) + body)
+    out = tmp_path / "gen"
+    done = bpgen("compile", f"{name}_net.py", "--target", "all", "-o", out, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return [import_file(out / f"{stem}.py", f"_sweep_{stem}") for stem in (name, f"{name}_c")]
+
+
+def test_parameters_that_need_converting_are_kept_alive_for_c(tensor_nets):
+    net = tensor_nets["mlp2"]
+    params, data = net.draw(0, 7)
+    want = net.module("numpy").value_and_grad(params, data)
+    for convert in (lambda a: a.tolist(), lambda a: np.asfortranarray(a),
+                    lambda a: np.asarray(a, dtype=np.float32).astype(np.float64)):
+        converted = {k: convert(np.asarray(v)) if np.ndim(v) else v for k, v in params.items()}
+        expected = net.module("numpy").value_and_grad(converted, data)
+        got = net.module("c").value_and_grad(converted, data)
+        assert got[0] == pytest.approx(expected[0], rel=1e-12)
+        for k in got[1]:
+            np.testing.assert_allclose(got[1][k], expected[1][k], rtol=1e-12, atol=1e-14)
+    assert want[0] == pytest.approx(net.module("c").loss(params, data), rel=1e-12)
+
+
+def test_overflow_and_division_by_zero_give_inf_on_both_targets(tmp_path):
+    modules = compile_both(tmp_path, "over", "k = net.eq('k', 1/v)\n"
+                                             "net.loss('L', (y - w*x)**2 + k**2 + w**2)\n")
+    data = {"x": np.array([1.0, 2.0]), "y": np.array([0.5, 0.5])}
+    for module in modules:
+        for params in ({"w": 1e200, "v": 1.0}, {"w": 1.0, "v": 0.0}):
+            with np.errstate(all="ignore"):
+                assert module.loss(params, data) == np.inf, module.__name__
+                assert module.value_and_grad(params, {k: 1.0 for k in data})[0] == np.inf
+
+
+def test_fractional_powers_of_negatives_are_nan_never_complex(tmp_path):
+    modules = compile_both(tmp_path, "frac", "net.loss('L', (y - x*w**1.5 - v)**2)\n")
+    for module in modules:
+        for data in ({"x": 1.0, "y": 0.5}, {"x": np.array([1.0, 2.0]), "y": np.zeros(2)}):
+            with np.errstate(all="ignore"):
+                value, grads = module.value_and_grad({"w": -0.5, "v": 0.1}, data)
+                assert isinstance(value, float) and np.isnan(value), module.__name__
+                assert module.loss({"w": -0.5, "v": 0.1}, data) != module.loss(
+                    {"w": -0.5, "v": 0.1}, data)  # nan
+
+
+def test_python_ints_are_reals_on_both_targets(tmp_path):
+    modules = compile_both(tmp_path, "ints", "net.loss('L', (y - w*x - v)**2)\n")
+    for params, data in (({"w": 1, "v": 0}, {"x": 10**17, "y": 10**17 + 1}),
+                         ({"w": 2**70, "v": 0}, {"x": 1, "y": 0})):
+        results = [m.value_and_grad(params, data) for m in modules]
+        assert all(isinstance(r[0], float) for r in results)
+        reference = (float(data["y"]) - float(params["w"]) * float(data["x"])) ** 2
+        for value, _ in results:
+            assert value == pytest.approx(reference, rel=1e-12)
+
+
+def test_constants_print_as_values_in_c(tmp_path):
+    modules = compile_both(tmp_path, "powers",
+                           "net.loss('L', (y - 2**w*x - sp.log(v**2 + 1, 2) + sp.log(10))**2)\n")
+    params, data = {"w": 0.3, "v": 0.7}, {"x": 1.5, "y": 0.2}
+    want = (0.2 - 2**0.3 * 1.5 - np.log2(0.49 + 1) + np.log(10)) ** 2
+    for module in modules:
+        assert module.loss(params, data) == pytest.approx(want, rel=1e-12)
+
+
+def test_products_written_in_the_net_file_stay_products(tmp_path):
+    """SymPy distributes 10**12*(y - x) into 10**12*y - 10**12*x while the net file runs;
+    bpgen runs it with that switched off, so the cancelling difference is never formed."""
+    modules = compile_both(tmp_path, "kept", "a = net.eq('a', 10**12*(y - x) + v*x)\n"
+                                             "net.loss('L', (a - w)**2)\n")
+    assert "a = v*x + 1000000000000*(-x + y)" in (tmp_path / "gen" / "kept.py").read_text()
+    x, y = 1.0, 1.0 + 1e-13
+    exact = 1e12 * (y - x)  # y - x is exact (Sterbenz): 0.0999200722162641
+    for module in modules:
+        values = module.forward({"w": 0.0, "v": 0.0}, {"x": x, "y": y})
+        assert values["a"] == pytest.approx(exact, rel=1e-12), module.__name__
+
+
+def test_a_library_bpgen_did_not_build_is_never_overwritten(tmp_path):
+    out = tmp_path / "gen"
+    out.mkdir()
+    (out / "libseed.so").write_text("MY OWN LIBRARY DATA")
+    done = bpgen("compile", SEED, "--target", "c", "-o", out, cwd=tmp_path)
+    assert done.returncode == 2 and "libseed.so exists and was not built by bpgen" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["libseed.so"]
+    assert (out / "libseed.so").read_text() == "MY OWN LIBRARY DATA"
+
+
+def test_a_failed_build_writes_nothing(tmp_path):
+    out = tmp_path / "gen"
+    for env in ({"CC": "false"}, {"BPGEN_CFLAGS": "-Werror=bogus-flag"}):
+        done = bpgen("compile", SEED, "--target", "all", "-o", out, cwd=tmp_path,
+                     env={**ENV, **env})
+        assert done.returncode == 2 and "building the C library of seed failed" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert not out.exists() or not list(out.iterdir())
+
+
+def test_modules_a_net_file_imports_are_never_written(tmp_path):
+    shutil.copy(SEED, tmp_path / "seed.py")
+    (tmp_path / "main.py").write_text("from seed import net\n")
+    before = (tmp_path / "seed.py").read_bytes()
+    done = bpgen("compile", "main.py", "-o", ".", "--force", cwd=tmp_path)
+    assert done.returncode == 2 and "seed.py is a network file being compiled" in done.stderr
+    assert (tmp_path / "seed.py").read_bytes() == before
+
+
+def test_a_chdir_in_a_net_file_is_undone(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "net.py").write_text("import os\nos.chdir('data')\n" +
+                                     SEED.read_text())
+    assert bpgen("compile", "net.py", "-o", "gen", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "gen" / "seed.py").exists() and not (tmp_path / "data" / "gen").exists()
+
+
+def test_graph_never_overwrites_a_file_it_did_not_draw(tmp_path):
+    notes = tmp_path / "notes.dot"
+    notes.write_text("my notes")
+    done = bpgen("graph", SEED, "-o", notes, cwd=tmp_path)
+    assert done.returncode == 2 and "is not a graph bpgen drew" in done.stderr
+    assert notes.read_text() == "my notes"
+    assert bpgen("graph", SEED, "-o", notes, "--force", cwd=tmp_path).returncode == 0
+    assert bpgen("graph", SEED, "-o", notes, cwd=tmp_path).returncode == 0  # its own graph
+    done = bpgen("graph", SEED, "-o", tmp_path / "missing" / "g.dot", cwd=tmp_path)
+    assert done.returncode == 2 and not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("body,message", [
+    ("net = bp.Network('n' * 300)\n", "is not a valid module name"),
+    ("net = bp.Network('\\ufb01net')\n", "is not a valid module name"),
+    ("net = bp.Network('__init__')\n", "is not a valid module name"),
+    ("net = bp.Network('s')\nx = net.inputs('x')\nk = sp.Symbol('k', integer=True)\n"
+     "net.eq('e', sp.Sum(x**k, (k, 0, 3)))\n", "unevaluated sum"),
+    ("net = bp.Network('s')\nx = net.inputs('x', latex=5)\n", "latex= must be a string"),
+    ("net = bp.Network('s')\nx, y = net.inputs('x y', latex=['a'])\n", "one string per"),
+    ("net = bp.Network('s')\nx = net.inputs('x')\nnet.eq('e', sp.exp(1000) * x)\n",
+     "exp(1000) is not a finite real number"),
+    ("class E(Exception):\n    def __str__(self):\n        raise ValueError\nraise E()\n",
+     "E: (its message cannot be printed)"),
+    ("raise BaseException('boom')\n", "BaseException: boom"),
+    ("raise ValueError('line one\\nline two')\n", "ValueError: line one …"),
+])
+def test_more_bad_net_files_are_one_line(tmp_path, body, message):
+    (tmp_path / "bad.py").write_text("import bpgen as bp\nimport sympy as sp\n" + body)
+    done = bpgen("compile", "bad.py", "-o", "gen", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+    assert not (tmp_path / "gen").exists()
+
+
+def test_an_unreadable_cc_is_one_line(tmp_path):
+    done = bpgen("compile", SEED, "--target", "c", "-o", "gen", cwd=tmp_path,
+                 env={**ENV, "CC": '"unterminated'})
+    assert done.returncode == 2 and "cannot read CC" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_timeout_covers_compiling_too(tmp_path):
+    body = ("ws = net.params(' '.join(f'u{j}' for j in range(300)))\n"
+            "net.loss('L', (sum(sp.sin(u*x + j) for j, u in enumerate(ws))"
+            " * sp.exp(sum(ws)) - y)**2)\n")
+    (tmp_path / "wide_net.py").write_text(SCALAR_HEADER.format(name="wide") + body)
+    done = bpgen("compile", "wide_net.py", "--timeout", "2", cwd=tmp_path, timeout=120)
+    assert done.returncode == 2 and "took longer than 2 s (--timeout)" in done.stderr
+
+
+def test_nan_propagates_the_same_way_on_every_path(tmp_path):
+    modules = compile_both(tmp_path, "nans",
+                           "a = net.eq('a', sp.Max(w*x, y, 1) + sp.Heaviside(v*y))\n"
+                           "net.loss('L', (a - w)**2)\n")
+    params = {"w": 0.5, "v": 2.0}
+    for module in modules:
+        for data in ({"x": 1.0, "y": float("nan")},
+                     {"x": np.array([1.0, 2.0]), "y": np.array([np.nan, np.nan])}):
+            with np.errstate(all="ignore"):
+                values = module.forward(params, data)
+            assert np.all(np.isnan(values["a"])), (module.__name__, values["a"])
+
+
+def test_an_input_nothing_reads_is_a_warning(tmp_path):
+    (tmp_path / "net.py").write_text(SCALAR_HEADER.format(name="spare") +
+                                     "z = net.inputs('z')\nnet.loss('L', (y - w*x - v)**2)\n")
+    done = bpgen("compile", "net.py", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "net.py:6: warning: input 'z' is not used by any equation" in done.stderr

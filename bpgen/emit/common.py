@@ -97,6 +97,9 @@ class Init:
     scale: float
 
 
+#: The real type, by its one name in each language (NumPy's, ctypes' and C's).
+DTYPE, C_TYPE = "float64", "double"
+
 #: The standard deviation of a scalar parameter's initial value.
 INIT_STD = 0.5
 
@@ -126,7 +129,7 @@ def api_data(compiled) -> dict:
         return Value(v.name, names[v.symbol], v.shape, math.prod(v.shape))
     return dict(name=ir.name, source=ir.source, reduce=ir.reduce, loss_key=ir.loss.name,
                 params=[value(v) for v in ir.params], inputs=[value(v) for v in ir.inputs],
-                init=init_spec(ir), init_std=INIT_STD)
+                init=init_spec(ir), init_std=INIT_STD, dtype=DTYPE, dtype_c=C_TYPE)
 
 
 # -- programs --------------------------------------------------------------------------

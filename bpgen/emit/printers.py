@@ -63,6 +63,10 @@ class _NamesMixin:
             text = f"{fn}({text}, {self._print(a)})"
         return text
 
+    def _nested_helper(self, fn: str, args) -> str:
+        self.helpers.add(fn)
+        return self._nested(fn, args)
+
 
 class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
     """Batched NumPy: every operation works on arrays of samples."""
@@ -130,6 +134,11 @@ class MathScalarPrinter(_NamesMixin, PythonCodePrinter):
         base, e = expr.args
         if e.is_Integer and self._expands(expr):
             return "*".join([self.parenthesize(base, PRECEDENCE["Mul"], strict=True)] * int(e))
+        if not e.is_Integer and e != sympy.S.Half:
+            # x**1.5 of a negative float is complex in Python; math.pow raises instead,
+            # and the call falls back to the array path (nan, as NumPy and C give)
+            self.module_imports["math"].add("pow")
+            return f"math.pow({self._print(base)}, {self._print(e)})"
         return super()._print_Pow(expr, rational)
 
     def _print_sigmoid(self, expr):
@@ -153,18 +162,21 @@ class MathScalarPrinter(_NamesMixin, PythonCodePrinter):
     def _print_Heaviside(self, expr):
         return self._helper("_heaviside_s", expr.args[0])
 
-    def _print_Max(self, expr):
-        return self._nested("max", expr.args)
+    def _print_Max(self, expr):  # nan in, nan out, as np.maximum
+        return self._nested_helper("_max_s", expr.args)
 
     def _print_Min(self, expr):
-        return self._nested("min", expr.args)
+        return self._nested_helper("_min_s", expr.args)
 
 
 class CPrinter(_NamesMixin, C99CodePrinter):
-    """C99 on doubles; powers as products, vectorisable helpers for tanh/exp/sigmoid."""
+    """C99 on `bp_real`; powers as products, vectorisable helpers for tanh/exp/sigmoid.
+    No math macros (M_LN2 is not C99): constants print as their values."""
+
+    real = "bp_real"  # the real type's one name
 
     def __init__(self, names: dict, settings=None):
-        super().__init__(names, settings)
+        super().__init__(names, {"math_macros": {}, **(settings or {})})
         self.known_functions = {k: v for k, v in self.known_functions.items()
                                 if k not in ("exp", "tanh", "Abs", "sign")}
 
@@ -195,6 +207,8 @@ class CPrinter(_NamesMixin, C99CodePrinter):
         return f"{int(expr)}.0" if abs(int(expr)) < 2**53 else repr(float(expr))
 
     def _print_Rational(self, expr):
+        if abs(expr.p) >= 2**53 or expr.q >= 2**53:  # not exact as doubles anyway
+            return repr(float(expr))
         return f"{self._print(sympy.Integer(expr.p))}/{self._print(sympy.Integer(expr.q))}"
 
     def _print_Float(self, expr):
@@ -228,20 +242,20 @@ class CPrinter(_NamesMixin, C99CodePrinter):
 
     def _print_Heaviside(self, expr):
         x = self._print(expr.args[0])
-        return f"({x} > 0.0 ? 1.0 : ({x} < 0.0 ? 0.0 : 0.5))"
+        return f"({x} > 0.0 ? 1.0 : ({x} < 0.0 ? 0.0 : ({x} == {x} ? 0.5 : {x})))"
 
     def _print_Abs(self, expr):
         return f"fabs({self._print(expr.args[0])})"
 
     def _print_sign(self, expr):
         x = self._print(expr.args[0])
-        return f"(double)(({x} > 0.0) - ({x} < 0.0))"
+        return f"({self.real})(({x} > 0.0) - ({x} < 0.0))"
 
-    def _print_Max(self, expr):
-        return self._nested("fmax", expr.args)
+    def _print_Max(self, expr):  # nan in, nan out, as np.maximum (fmax would drop it)
+        return self._nested_helper("bp_max", expr.args)
 
     def _print_Min(self, expr):
-        return self._nested("fmin", expr.args)
+        return self._nested_helper("bp_min", expr.args)
 
     def _print_Piecewise(self, expr):
         text = "NAN"
