@@ -151,6 +151,9 @@ class Runs:
         if in_old and not in_new:
             return None, [f"the new compiler rejects it and the baseline accepts it:\n"
                           f"{self.new.rejected[path]}"]
+        if in_new and not in_old and "internal error in bpgen" in self.old.rejected[path]:
+            return (f"the baseline {BASELINE} crashes on {case.id} (a bug fixed since):\n"
+                    f"{self.old.rejected[path]}", [])
         if in_new and not in_old:
             return None, [f"the baseline {BASELINE} rejects it and the new compiler accepts "
                           f"it (a network using a newer feature needs a newer BASELINE):\n"
