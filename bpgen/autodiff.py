@@ -28,6 +28,7 @@ from . import tensor  # noqa: F401 - registers the VJP rules of the structural o
 from .errors import CompileError
 from .ir import ADJOINT, GRAD, IR, N_SAMPLES, PART, Equation, Result, scale
 from .naming import fresh, numbered
+from .nodes import Assemble, key_shape
 from .tensor import Einsum, Reshape, Structural, lower, make_symbol, shape_of
 from .vjp import RULES
 
@@ -70,10 +71,15 @@ class Sweep:
         self.shapes = ir.shapes()
         self.batched = ir.batched()
         self.taken = ir.names()
-        self.inputs = {v.symbol for v in ir.inputs}
+        self.inputs = {v.symbol for v in ir.inputs + ir.constants}  # no gradient
         self.order = {v.symbol: k for k, v in enumerate(ir.inputs + ir.params)}
         self.order.update({eq.lhs: len(self.order) + k for k, eq in enumerate(ir.equations)})
         self.backward: list[Equation] = []
+        # structural operations already computed (forward or backward): the same one
+        # again is that value (the softmax's backward reads its forward reshape)
+        self.made = {eq.rhs: eq.lhs for eq in ir.equations
+                     if isinstance(eq.rhs, Structural)}
+        self.defs = {eq.lhs: eq.rhs for eq in ir.equations}
 
     # -- what rules may ask -------------------------------------------------------------
     def shape(self, expr):
@@ -88,9 +94,21 @@ class Sweep:
         """Append `name = rhs` (structural nodes inside it get equations of their own);
         `shape` is the shape of the value (its rhs's shape, or one it broadcasts to)."""
         rhs = lower(rhs, lambda kind, sub: self.define(part(name), sub, origin, True, PART))
+        if isinstance(rhs, Reshape):  # a reshape of a reshape is one reshape, or none
+            (inner,) = rhs.operands
+            source = self.defs.get(inner)
+            if isinstance(source, Reshape):
+                rhs = Reshape(source.operands[0], rhs.shape)
+            if rhs.shape == self.shape(rhs.operands[0]):
+                return rhs.operands[0]
+        if anonymous and rhs in self.made:
+            return self.made[rhs]
         shape = self.shape(rhs) if shape is None else shape
         lhs = make_symbol((numbered if role == PART else fresh)(name, self.taken), shape)
         self.shapes[lhs] = shape
+        self.defs[lhs] = rhs
+        if anonymous and isinstance(rhs, Structural):
+            self.made[rhs] = lhs
         self.backward.append(Equation(lhs, rhs, role, shape, origin, anonymous))
         if self.is_batched(rhs) and not (isinstance(rhs, Einsum) and rhs.batch_sum):
             self.batched.add(lhs)
@@ -107,22 +125,34 @@ class Sweep:
                 rest = [p for p in parts if p not in varying]
                 combined = (sympy.Add(*[c for c, _, _ in varying]), varying[0][1], True)
                 parts = [combined] + rest
+        pieces = [p for p in parts if isinstance(p[0], Assemble)]
+        if pieces:  # the pieces of an indexed value become one array, each fitted first
+            parts = [p for p in parts if p not in pieces]
+            keys, values = [], []
+            for assembled, origin, from_sample in pieces:
+                for key, value in zip(assembled.keys, assembled.operands):
+                    keys.append(key)
+                    values.append(self.fit(value, operand, origin, from_sample,
+                                           key_shape(key)))
+            parts.append((Assemble(self.shapes[operand], keys, *values), pieces[0][1], False))
         return sympy.Add(*[self.fit(c, operand, origin, from_sample)
                            for c, origin, from_sample in parts])
 
-    def fit(self, contribution, operand, origin, from_sample):
+    def fit(self, contribution, operand, origin, from_sample, target=None):
         """`contribution` (to `operand`, in the frame of the value it came from, which is
-        per sample if `from_sample`) reduced to the operand's shape, and summed over the
-        samples if the operand is the same for every sample: the VJP of the implicit
-        broadcast. A contribution that is the same for every sample then counts n times."""
+        per sample if `from_sample`) reduced to the operand's shape (or `target`, a piece
+        of it), and summed over the samples if the operand is the same for every sample:
+        the VJP of the implicit broadcast. A contribution that is the same for every sample
+        then counts n times."""
         if from_sample and operand not in self.batched and not self.is_batched(contribution):
-            return N_SAMPLES * self.fit(contribution, operand, origin, False)
+            return N_SAMPLES * self.fit(contribution, operand, origin, False, target)
         name = part(f"d_{operand.name}")
         if isinstance(contribution, Structural):
             if isinstance(contribution, Einsum) and contribution.batch_sum:
                 return self.define(name, contribution, origin, True, PART)  # fitted
             contribution = self.define(name, contribution, origin, True, PART)
-        shape, target = self.shape(contribution), self.shapes[operand]
+        shape = self.shape(contribution)
+        target = self.shapes[operand] if target is None else target
         per_sample = self.is_batched(contribution)
         total = per_sample and operand not in self.batched
         lead = len(shape) - len(target)  # < 0: broadcasts up to the operand, nothing to sum

@@ -85,7 +85,8 @@ def _compile(net: Network, source: str, progress=None) -> Compiled:
                 "value_and_grad": optimize(grad_ir)}
     lap("passes")
     temporaries = {eq.lhs for p in programs.values() for eq in p.equations if eq.role == TEMP}
-    order = [v.symbol for v in ir.inputs + ir.params] + [eq.lhs for eq in grad_ir.equations]
+    order = [v.symbol for v in ir.inputs + ir.params + ir.constants] + [
+        eq.lhs for eq in grad_ir.equations]
     names = naming.identifiers(order, temporaries, ir.name)
     return Compiled(ir, programs, names, tuple(diagnostics), timings)
 

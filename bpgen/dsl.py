@@ -30,7 +30,7 @@ from .tensor import ShapeError, Structural, TensorSymbol, lower, shape_of
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _SPLIT = re.compile(r"[\s,]+")
 
-ROLES = ("input", "param", "intermediate", "loss")
+ROLES = ("input", "param", "constant", "intermediate", "loss")
 #: Modules a generated `<name>.py` or `<name>_c.py` must not shadow: the standard
 #: library's (sys.stdlib_module_names, Python 3.10+) and the packages generated code uses.
 SHADOWED = frozenset(getattr(sys, "stdlib_module_names", ())) | {
@@ -156,6 +156,8 @@ class Network:
         self.diagnostics: list[Diagnostic] = []
         self.reduce = "mean"
         self._by_name: dict[str, Declaration] = {}
+        self._made: dict = {}  # expression -> the anonymous equation that computes it
+        self.int_inputs: dict = {}  # input symbol -> number of classes (None: not known)
         self._loss: Declaration | None = None
 
     # -- declarations ------------------------------------------------------------------
@@ -167,8 +169,29 @@ class Network:
         """Declare trainable parameters; same naming rules as `inputs`."""
         return self._declare_many(names, "param", options)
 
-    def input(self, name: str, shape=(), latex: str | None = None) -> sympy.Symbol:
-        return self._declare(name, "input", None, shape, latex, caller_origin())
+    def input(self, name: str, shape=(), latex: str | None = None,
+              dtype=float) -> sympy.Symbol:
+        """Per-sample data of `shape`; `dtype=int` for class labels (0, 1, 2, ...)."""
+        origin = caller_origin()
+        if dtype not in (float, int):
+            raise DeclarationError(f"{name!r}: dtype must be float or int, not {dtype!r}",
+                                   origin)
+        symbol = self._declare(name, "input", None, shape, latex, origin)
+        if dtype is int:
+            self.int_inputs[symbol] = None  # the number of classes, once known
+        return symbol
+
+    def const(self, name: str, values, latex: str | None = None) -> sympy.Symbol:
+        """A constant array (a mask, a fixed filter) that equations may use by this name."""
+        from .constants import Constant
+        origin = caller_origin()
+        array = np.asarray(values)
+        if array.dtype.kind not in "biuf" or array.ndim == 0:
+            raise DeclarationError(f"{name!r}: a constant must be an array of real "
+                                   "numbers with at least one axis", origin)
+        symbol = self._declare(name, "constant", None, array.shape, latex, origin,
+                               symbol=Constant(name, array))
+        return symbol
 
     def param(self, name: str, shape=(), latex: str | None = None) -> sympy.Symbol:
         return self._declare(name, "param", None, shape, latex, caller_origin())
@@ -233,12 +256,15 @@ class Network:
         counts: dict[str, int] = {}
 
         def declare(kind, sub):
+            if sub in self._made:  # the same operation written twice is computed once
+                return self._made[sub]
             counts[kind] = counts.get(kind, 0) + 1
             base = f"{name}_{kind}" + (str(counts[kind]) if counts[kind] > 1 else "")
             while base in self._by_name:
                 base += "_"
-            return self._declare(base, "intermediate", sub, shape_of(sub), None, origin,
-                                 anonymous=True)
+            self._made[sub] = self._declare(base, "intermediate", sub, shape_of(sub), None,
+                                            origin, anonymous=True)
+            return self._made[sub]
 
         return split_deep(lower(expr, declare), lambda sub: declare("nest", sub)), shape
 
@@ -267,7 +293,7 @@ class Network:
         return symbols[0] if single else symbols
 
     def _declare(self, name, role, expr, shape, latex, origin,
-                 anonymous=False) -> sympy.Symbol:
+                 anonymous=False, symbol=None) -> sympy.Symbol:
         if latex is not None and not isinstance(latex, str):
             raise DeclarationError(f"{name!r}: latex= must be a string, not "
                                    f"{type(latex).__name__}", origin)
@@ -291,11 +317,36 @@ class Network:
             raise DeclarationError(
                 f"{name!r}: shape {shape} has {int(np.prod(shape, dtype=object))} elements; "
                 f"bpgen supports at most {MAX_SIZE} per value", origin)
-        symbol = TensorSymbol(name, shape) if shape else sympy.Symbol(name, real=True)
+        if symbol is None:
+            symbol = TensorSymbol(name, shape) if shape else sympy.Symbol(name, real=True)
         decl = Declaration(name, symbol, role, expr, shape, origin, latex, anonymous)
         self.declarations.append(decl)
         self._by_name[name] = decl
         return symbol
+
+    def _own_constants(self, name, expr, origin):
+        """Constants made from arrays in `expr` get names of this network (the same
+        values once, whichever equation uses them)."""
+        from .constants import Constant, same_values
+        loose = sorted((c for c in expr.atoms(Constant) if not c.registered),
+                       key=lambda c: c.name)
+        if not loose:
+            return expr
+        mapping = {}
+        for c in loose:
+            known = next((d.symbol for d in self.declarations if d.role == "constant" and
+                          same_values(d.symbol.values, c.values)), None)
+            if known is None:
+                base = f"{name}_const"
+                label = base
+                k = 1
+                while label in self._by_name:
+                    k += 1
+                    label = f"{base}{k}"
+                known = self._declare(label, "constant", None, c.shape, None, origin,
+                                      anonymous=True, symbol=Constant(label, c.values))
+            mapping[c] = known
+        return expr.xreplace(mapping)
 
     def _check_expr(self, name, expr, origin) -> sympy.Expr:
         try:
@@ -308,6 +359,7 @@ class Network:
             raise DeclarationError(
                 f"equation {name!r}: expected a scalar expression, got "
                 f"{type(expr).__name__}", origin)
+        expr = self._own_constants(name, expr, origin)
         for sym in sorted(expr.free_symbols, key=sympy.default_sort_key):
             decl = self._by_name.get(sym.name)
             if decl is None:

@@ -108,10 +108,51 @@ class logaddexp(_Rewritable):  # noqa: N801
         return sympy.log(sympy.exp(a) + sympy.exp(b))
 
 
+class maximum(_Rewritable):  # noqa: N801 - NumPy's name
+    """The larger of a and b, elementwise; at a tie each gets half the gradient."""
+
+    nargs = 2
+
+    @staticmethod
+    def definition(a, b):
+        return sympy.Max(a, b)
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sympy.Heaviside(a - b) if argindex == 1 else sympy.Heaviside(b - a)
+
+
+class minimum(_Rewritable):  # noqa: N801
+    """The smaller of a and b, elementwise; at a tie each gets half the gradient."""
+
+    nargs = 2
+
+    @staticmethod
+    def definition(a, b):
+        return sympy.Min(a, b)
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sympy.Heaviside(b - a) if argindex == 1 else sympy.Heaviside(a - b)
+
+
+class equal(_Rewritable):  # noqa: N801
+    """1 where a == b, else 0 (a mask: its derivative is 0)."""
+
+    nargs = 2
+
+    @staticmethod
+    def definition(a, b):
+        return sympy.Piecewise((1, sympy.Eq(a, b)), (0, True))
+
+    def fdiff(self, argindex=1):
+        return S.Zero
+
+
 tanh = sympy.tanh
 exp = sympy.exp
 log = sympy.log
 sqrt = sympy.sqrt
 
 #: Functions bpgen defines itself (the printers handle each by name).
-CUSTOM = (sigmoid, softplus, step, relu, logaddexp)
+CUSTOM = (sigmoid, softplus, step, relu, logaddexp, maximum, minimum, equal)

@@ -88,6 +88,8 @@ class IR:
     loss: sympy.Symbol
     reduce: str = "mean"
     latex: dict = field(default_factory=dict, compare=False, hash=False)
+    constants: tuple[Var, ...] = ()  # symbols are bpgen.constants.Constant (with values)
+    classes: tuple = ()  # (input symbol, number of classes) of inputs declared dtype=int
 
     # -- construction helpers ----------------------------------------------------------
     def with_equations(self, equations, results=None) -> "IR":
@@ -99,8 +101,8 @@ class IR:
         return tuple(e for e in self.equations if e.role in (FORWARD, LOSS))
 
     def names(self) -> set[str]:
-        """Every symbol name the IR defines (inputs, params, equations)."""
-        return {v.symbol.name for v in self.inputs + self.params} | {
+        """Every symbol name the IR defines (inputs, params, constants, equations)."""
+        return {v.symbol.name for v in self.inputs + self.params + self.constants} | {
             e.lhs.name for e in self.equations}
 
     def batched(self) -> set[sympy.Symbol]:
@@ -114,22 +116,23 @@ class IR:
 
     def shapes(self) -> dict:
         """Every symbol's per-sample shape."""
-        table = {v.symbol: v.shape for v in self.inputs + self.params}
+        table = {v.symbol: v.shape for v in self.inputs + self.params + self.constants}
         table.update({eq.lhs: eq.shape for eq in self.equations})
         return table
 
     def all_scalar(self) -> bool:
         """Whether every value has shape () (a network of the lecture's kind)."""
-        return all(not v.shape for v in self.inputs + self.params) and \
+        return not self.constants and all(not v.shape for v in self.inputs + self.params) and \
             all(not eq.shape for eq in self.equations)
 
     def validate(self) -> "IR":
         """Check single assignment, definition before use, and shapes: every right-hand
         side has its equation's declared shape (or broadcasts to it)."""
-        defined = {v.symbol for v in self.inputs + self.params}
-        if len(defined) != len(self.inputs) + len(self.params):
-            raise AssertionError("an input or parameter is declared twice")
-        table = {v.symbol: v.shape for v in self.inputs + self.params}
+        given = self.inputs + self.params + self.constants
+        defined = {v.symbol for v in given}
+        if len(defined) != len(given):
+            raise AssertionError("an input, parameter or constant is declared twice")
+        table = {v.symbol: v.shape for v in given}
         defined.add(N_SAMPLES)
         for eq in self.equations:
             missing = eq.rhs.free_symbols - defined
@@ -177,17 +180,17 @@ def from_network(net: Network, source: str) -> IR:
                    for d in net.by_role("param"))
     inputs = tuple(Var(d.name, d.symbol, d.shape, d.origin, d.latex)
                    for d in net.by_role("input"))
+    constants = tuple(Var(d.name, d.symbol, d.shape, d.origin, d.latex)
+                      for d in net.by_role("constant"))
     if not params:
         raise CompileError(f"network {net.name!r} declares no parameters", net.origin)
-    if not inputs:
-        raise CompileError(f"network {net.name!r} declares no inputs", net.origin)
     equations = [
         Equation(d.symbol, d.expr, LOSS if d.role == "loss" else FORWARD, d.shape, d.origin,
                  d.anonymous)
         for d in net.declarations if d.expr is not None]
     latex = {d.symbol: d.latex for d in net.declarations if d.latex}
     ir = IR(net.name, source, inputs, params, tuple(equations), (), loss.symbol, net.reduce,
-            latex)
+            latex, constants, tuple(net.int_inputs.items()))
     if not depends_on(ir, loss.symbol) & {p.symbol for p in params}:
         raise CompileError(f"the loss {loss.name!r} does not depend on any parameter",
                            loss.origin)

@@ -62,19 +62,26 @@ def reserved(text: str) -> bool:
     return text in RESERVED or text in C_HEADERS or bool(C_SIZED.fullmatch(text))
 
 
+#: The C functions `<network>_...` and macros `<NETWORK>_...` of a generated library.
+C_API = ("loss", "value_and_grad", "forward", "sgd_step", "train", "work_size", "bpgen_set")
+C_MACROS = ("BLOCK", "LANES", "WORK", "N_PARAMS", "N_INPUTS", "N_VALUES", "PARAM_SIZES",
+            "INPUT_SIZES", "VALUE_SIZES")
+
+
 def legal(name: str, network: str = "") -> str:
     """A name legal in Python and C99 and clear of reserved words (not yet unique).
 
-    Names that start like bpgen's helpers (`bp_`) or like the C API and macros of
-    `network` (`<network>_`, `<NETWORK>_`) are prefixed with `u_`.
+    Names that start like bpgen's helpers (`bp_`) are prefixed with `u_`; the names of
+    the C API and macros of `network` (`<network>_loss`, `<NETWORK>_BLOCK`) get a `_`.
     """
     text = "".join(c if c.isascii() else f"_u{ord(c):04x}" for c in name)
     if text.startswith("_"):
         text = "u" + text
-    prefixes = ("bp_",) + ((network + "_", network.upper() + "_") if network else ())
-    if text.startswith(prefixes) or text.upper().startswith("BP"):
+    if text.startswith("bp_") or text.upper().startswith("BP"):
         text = "u_" + text
-    while reserved(text):
+    api = {f"{network}_{f}" for f in C_API} | {f"{network.upper()}_{m}" for m in C_MACROS} \
+        if network else set()
+    while reserved(text) or text in api:
         text += "_"
     return text
 

@@ -28,7 +28,54 @@ from sympy.core.symbol import Str
 from .vjp import vjp
 
 
-class TensorSymbol(sympy.Symbol):
+class ArrayMethods:
+    """NumPy's spellings on shaped values: `a @ b`, `a.T`, `a[1:3]`, `a.reshape(-1)`,
+    `a.sum(axis)`, `a.max(axis)`; NumPy arrays on the left of an operator defer to them
+    (`mask + scores`)."""
+
+    __array_ufunc__ = None  # ndarray + value: NumPy defers to the value's __radd__
+    _iterable = False  # indexable, but not a container to SymPy (iterable() asks this)
+    __iter__ = None  # nor to Python: X[t] for a fixed t, never `for row in X`
+
+    @property
+    def T(self):  # noqa: N802 - NumPy's spelling
+        from .ops import transpose
+        return transpose(self)
+
+    def __matmul__(self, other):
+        from .ops import matmul
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        from .ops import matmul
+        return matmul(other, self)
+
+    def __getitem__(self, key):
+        from .ops import index
+        return index(self, key)
+
+    def reshape(self, *shape):
+        from .ops import reshape
+        return reshape(self, *shape)
+
+    def sum(self, axis=None):
+        from .ops import sum as total
+        return total(self, axis)
+
+    def mean(self, axis=None):
+        from .ops import mean
+        return mean(self, axis)
+
+    def max(self, axis=None):
+        from .ops import max as largest
+        return largest(self, axis)
+
+    def min(self, axis=None):
+        from .ops import min as smallest
+        return smallest(self, axis)
+
+
+class TensorSymbol(ArrayMethods, sympy.Symbol):
     """A declared shaped value: an input, a parameter or an equation's left-hand side."""
 
     def __new__(cls, name: str, shape: tuple[int, ...]):
@@ -46,21 +93,8 @@ class TensorSymbol(sympy.Symbol):
     def shape(self) -> tuple[int, ...]:
         return self._shape
 
-    @property
-    def T(self):  # noqa: N802 - NumPy's spelling
-        from .ops import transpose
-        return transpose(self)
 
-    def __matmul__(self, other):
-        from .ops import matmul
-        return matmul(self, other)
-
-    def __rmatmul__(self, other):
-        from .ops import matmul
-        return matmul(other, self)
-
-
-class Structural(sympy.Expr):
+class Structural(ArrayMethods, sympy.Expr):
     """A structural operation: its operands are the trailing args from `first_operand`."""
 
     is_commutative = True
@@ -77,19 +111,6 @@ class Structural(sympy.Expr):
 
     def with_operands(self, operands):
         return self.func(*self.args[:self.first_operand], *operands)
-
-    @property
-    def T(self):  # noqa: N802
-        from .ops import transpose
-        return transpose(self)
-
-    def __matmul__(self, other):
-        from .ops import matmul
-        return matmul(self, other)
-
-    def __rmatmul__(self, other):
-        from .ops import matmul
-        return matmul(other, self)
 
 
 class Einsum(Structural):
@@ -399,9 +420,10 @@ def lower(expr, declare):
 
 
 def _kind(node) -> str:
+    """A word for what a structural node does, to name its equation (`h_matmul`)."""
     if isinstance(node, Einsum):
         ins, out = node.subscripts
         if len(ins) == 2:
             return "dot" if ins[0] == ins[1] else "matmul"
         return "sum" if (single_form(ins[0], out) or ("",))[0] == "sum" else "T"
-    return "lse" if isinstance(node, LogSumExp) else "reshape"
+    return getattr(node, "noun", "lse" if isinstance(node, LogSumExp) else "reshape")

@@ -154,6 +154,9 @@ class Runs:
         if in_new and not in_old and "internal error in bpgen" in self.old.rejected[path]:
             return (f"the baseline {BASELINE} crashes on {case.id} (a bug fixed since):\n"
                     f"{self.old.rejected[path]}", [])
+        if in_new and not in_old and case.zoo:
+            return (f"{case.id} uses what the baseline {BASELINE} does not have:\n"
+                    f"{self.old.rejected[path]}", [])
         if in_new and not in_old:
             return None, [f"the baseline {BASELINE} rejects it and the new compiler accepts "
                           f"it (a network using a newer feature needs a newer BASELINE):\n"

@@ -18,7 +18,8 @@ import sympy
 import bpgen as bp
 from bpgen.autodiff import elementwise_vjp
 from bpgen.ir import Equation
-from bpgen.tensor import Einsum, LogSumExp, Reshape, TensorSymbol
+from bpgen.nodes import Assemble, Concat, Extreme, Index
+from bpgen.tensor import Einsum, LogSumExp, Reshape, TensorSymbol, shape_of
 from bpgen.vjp import RULES
 
 N_BATCH = 3
@@ -44,6 +45,28 @@ def evaluate(expr, values: dict, batched: set):
         value = evaluate(op, values, batched)
         lead = (N_BATCH,) if is_batched(op, batched) else ()
         return value.reshape(lead + expr.shape)
+    if isinstance(expr, Index):
+        (op,) = expr.operands
+        lead = (slice(None),) if is_batched(op, batched) else ()
+        key = tuple(k if isinstance(k, int) else slice(*k) for k in expr.key)
+        return evaluate(op, values, batched)[lead + key]
+    if isinstance(expr, Assemble):
+        lead = is_batched(expr, batched)
+        out = np.zeros(((N_BATCH,) if lead else ()) + expr.shape)
+        for key, piece in zip(expr.keys, expr.operands):
+            key = tuple(k if isinstance(k, int) else slice(*k) for k in key)
+            out[((slice(None),) if lead else ()) + key] += evaluate(piece, values, batched)
+        return out
+    if isinstance(expr, Concat):
+        lead = is_batched(expr, batched)
+        parts = [np.broadcast_to(evaluate(op, values, batched),
+                                 ((N_BATCH,) if lead else ()) + shape_of(op))
+                 for op in expr.operands]
+        return np.concatenate(parts, axis=expr.axis + int(lead))
+    if isinstance(expr, Extreme):
+        (op,) = expr.operands
+        axes = tuple(a + int(is_batched(op, batched)) for a in expr.axes)
+        return getattr(np, expr.which)(evaluate(op, values, batched), axis=axes)
     if isinstance(expr, LogSumExp):
         (op,) = expr.operands
         value = evaluate(op, values, batched)
@@ -52,7 +75,7 @@ def evaluate(expr, values: dict, batched: set):
         return (np.log(np.exp(value - m).sum(axis=axis, keepdims=True)) + m).squeeze(axis)
     # elementwise: substitute structural subexpressions by evaluated arrays
     inner = {}
-    for node in expr.atoms(Einsum, Reshape, LogSumExp):
+    for node in expr.atoms(Einsum, Reshape, LogSumExp, Index, Assemble, Concat, Extreme):
         dummy = sympy.Dummy(real=True)
         inner[node] = dummy
         values = {**values, dummy: evaluate(node, values, batched)}
@@ -65,7 +88,12 @@ def evaluate(expr, values: dict, batched: set):
                                                  "softplus": lambda x: np.logaddexp(0, x),
                                                  "relu": lambda x: np.maximum(x, 0),
                                                  "step": lambda x: 1.0 * (x > 0),
-                                                 "logaddexp": np.logaddexp}, "numpy"])
+                                                 "logaddexp": np.logaddexp,
+                                                 "maximum": np.maximum,
+                                                 "minimum": np.minimum,
+                                                 "equal": lambda a, b: 1.0 * (a == b),
+                                                 "Heaviside": lambda x, h=0.5: np.heaviside(x, h)},
+                                                "numpy"])
     return np.asarray(f(*arrays), dtype=float)
 
 
@@ -91,7 +119,6 @@ class Context:
         self.order = {s: k for k, s in enumerate(shapes)}
 
     def shape(self, expr):
-        from bpgen.tensor import shape_of
         return shape_of(expr, self.shapes)
 
     def is_batched(self, expr):
@@ -187,6 +214,20 @@ CASES = [
     ("elementwise with broadcasting", A23 * x3 + bp.sigmoid(B23), (2, 3), {A23, B23}),
     ("elementwise functions", bp.softplus(s) * bp.exp(s) + bp.logaddexp(s, 2 * s), (),
      {s}),
+    ("index", Index(A23, (1, (0, 3, 1))), (3,), {A23}),
+    ("slice with a step", Index(A23, ((0, 2, 1), (0, 3, 2))), (2, 2), {A23}),
+    ("index of a per-batch value", Index(W34, ((1, 3, 1), 2)), (2,), set()),
+    ("assemble", Assemble((2, 3), [(1, (0, 3, 1)), (0, (1, 3, 1))],
+                          TensorSymbol("p", (3,)), TensorSymbol("q", (2,))), (2, 3),
+     {TensorSymbol("p", (3,)), TensorSymbol("q", (2,))}),
+    ("concatenate", Concat(1, A23, B23), (2, 6), {A23, B23}),
+    ("concatenate per sample and per batch", Concat(0, x3, TensorSymbol("c", (2,))), (5,),
+     {x3}),
+    ("max over an axis", Extreme(A23, "max", (1,)), (2,), {A23}),
+    ("min over every axis", Extreme(A23, "min", (0, 1)), (), {A23}),
+    ("max over the first axis", Extreme(A23, "max", (0,)), (3,), {A23}),
+    ("elementwise maximum and minimum", bp.maximum(A23, B23) + bp.minimum(x3, A23),
+     (2, 3), {A23, B23}),
 ]
 
 

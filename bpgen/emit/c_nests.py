@@ -23,6 +23,7 @@ from math import prod
 import sympy
 
 from ..ir import N_SAMPLES
+from ..nodes import Assemble, Concat, Extreme, Index, key_shape
 from ..tensor import Einsum, LogSumExp, Reshape
 from .cloops import Comment, For, Scope, Stmt, nest
 from .common import print_expr
@@ -95,7 +96,80 @@ class Nests:
             return self.reshape(eq)
         if isinstance(rhs, LogSumExp):
             return self.logsumexp(eq)
+        if isinstance(rhs, Index):
+            (op,) = rhs.operands
+            return self.copy(eq.lhs, None, op, rhs.key, "=")
+        if isinstance(rhs, Concat):
+            return [node for op, key in zip(rhs.operands, rhs.pieces(self.ctx.shapes))
+                    for node in self.copy(eq.lhs, key, op, None, "=")]
+        if isinstance(rhs, Assemble):
+            n = size(eq.shape) if not self.batched(eq.lhs) else f"_m*{size(eq.shape)}"
+            nodes = nest([("_i", str(n))], [Stmt(f"{self.name(eq.lhs)}[_i] = 0.0;")])
+            for key, piece in zip(rhs.keys, rhs.operands):
+                nodes += self.copy(eq.lhs, key, piece, None, "+=")
+            return nodes
+        if isinstance(rhs, Extreme):
+            return self.extreme(eq)
         return self.elementwise(eq)
+
+    # -- pieces: indexing, concatenating, assembling ------------------------------------------
+    def copy(self, dst, dst_key, src, src_key, store) -> list:
+        """dst[dst_key] (store) src[src_key], per sample where either is; a key of None
+        is the whole value. The loops run over the piece's shape."""
+        dst_shape, src_shape = self.shape(dst), self.shape(src)
+        piece = key_shape(src_key) if src_key is not None else (
+            key_shape(dst_key) if dst_key is not None else src_shape)
+        loop_vars = [f"_i{k}" for k in range(len(piece))]
+        loops = [("_z", "_m")] if self.batched(dst) or self.batched(src) else []
+        loops += [(v, str(d)) for v, d in zip(loop_vars, piece)]
+        target = self.at(dst, dst_shape, dst_key, loop_vars)
+        value = self.at(src, src_shape, src_key, loop_vars)
+        return nest(loops, [Stmt(f"{target} {store} {value};")])
+
+    def at(self, symbol, shape, key, loop_vars) -> str:
+        """The element of `symbol` that iteration (loop_vars) of a piece touches."""
+        if symbol in self.ctx.locals:
+            return self.name(symbol)
+        parts = [("_z", size(shape))] if self.batched(symbol) else []
+        key = key if key is not None else tuple((0, d, 1) for d in shape)
+        free = iter(loop_vars)
+        for k, stride in zip(key, strides(shape)):
+            if isinstance(k, int):
+                parts.append((str(k), stride) if k else ("0", 0))
+            else:
+                start, _, step = k
+                v = next(free)
+                term = v if step == 1 else f"{step}*{v}"
+                parts.append((f"({start} + {term})" if start else term, stride))
+        return f"{self.name(symbol)}[{index(parts)}]"
+
+    # -- maximum and minimum -------------------------------------------------------------------
+    def extreme(self, eq) -> list:
+        (op,) = eq.rhs.operands
+        shape, axes, which = self.shape(op), eq.rhs.axes, eq.rhs.which
+        st = strides(shape)
+        per_sample = self.batched(op)
+        loops = [("_z", "_m")] if per_sample else []
+        parts = [("_z", size(shape))] if per_sample else []
+        out_parts = [("_z", size(eq.shape))] if per_sample else []
+        out_strides, k_out, inner = strides(eq.shape), 0, []
+        for k, d in enumerate(shape):
+            if k in axes:
+                inner.append((f"_a{k}", str(d)))
+                parts.append((f"_a{k}", st[k]))
+                continue
+            loops.append((f"_i{k}", str(d)))
+            parts.append((f"_i{k}", st[k]))
+            out_parts.append((f"_i{k}", out_strides[k_out]))
+            k_out += 1
+        x = f"{self.name(op)}[{index(parts)}]"
+        better = ">" if which == "max" else "<"
+        start = "-HUGE_VAL" if which == "max" else "HUGE_VAL"
+        return nest(loops, [Scope([
+            Stmt(f"{self.ctx.real} _best = {start};"),
+            Comment("nan wins, as in NumPy"),
+            *nest(inner, [Stmt(f"_best = {x} {better} _best || {x} != {x} ? {x} : _best;")]),
+            Stmt(f"{self.cell(eq.lhs, index(out_parts))} = _best;")])])
 
     # -- elementwise -----------------------------------------------------------------------
     def elementwise(self, eq) -> list:

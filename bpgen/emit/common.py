@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import jinja2
+import numpy as np
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
 
 from .. import __version__
@@ -87,6 +88,23 @@ class Value:
 
 
 @dataclass(frozen=True)
+class ConstantData:
+    """A constant array as templates see it: its identifier, shape, size and values
+    (shortest round-trip reprs, in rows of up to 8)."""
+
+    ident: str
+    shape: tuple
+    size: int
+    rows: tuple
+
+
+def constant_data(v, ident: str) -> ConstantData:
+    flat = [repr(float(x)) for x in np.asarray(v.symbol.values).ravel()]
+    rows = tuple(", ".join(flat[k:k + 8]) for k in range(0, len(flat), 8))
+    return ConstantData(ident, v.shape, len(flat), rows)
+
+
+@dataclass(frozen=True)
 class Init:
     """How `init_params` draws one parameter: `normal` (std `scale`), `zeros`, or
     `glorot` (uniform on ±`scale`)."""
@@ -129,6 +147,7 @@ def api_data(compiled) -> dict:
         return Value(v.name, names[v.symbol], v.shape, math.prod(v.shape))
     return dict(name=ir.name, source=ir.source, reduce=ir.reduce, loss_key=ir.loss.name,
                 params=[value(v) for v in ir.params], inputs=[value(v) for v in ir.inputs],
+                constants=[constant_data(v, names[v.symbol]) for v in ir.constants],
                 init=init_spec(ir), init_std=INIT_STD, dtype=DTYPE, dtype_c=C_TYPE)
 
 

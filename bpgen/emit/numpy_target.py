@@ -26,6 +26,7 @@ from sympy.printing.precedence import PRECEDENCE
 from ..compiler import Compiled
 from ..ir import BACKWARD, IR, N_SAMPLES, is_batch_sum
 from ..passes import one_sample
+from ..nodes import Assemble, Concat, Extreme, Index, key_text
 from ..tensor import (Einsum, LogSumExp, Reshape, Structural, matmul_form, shape_of,
                       single_form)
 from .common import Line, Output, Program, Target, api_data, print_expr
@@ -105,9 +106,16 @@ def einsum_text(node: Einsum, names, batched) -> str:
     return f"np.einsum('{','.join(ins)}->{out}', {', '.join(texts)})"
 
 
-def structural_text(rhs, names, batched) -> str:
+def structural_text(rhs, names, batched, shapes) -> str:
     if isinstance(rhs, Einsum):
         return einsum_text(rhs, names, batched)
+    if isinstance(rhs, Concat):
+        lead = any(op in batched for op in rhs.operands)
+        parts = [names[op] if op in batched or not lead else  # the same for every sample
+                 f"np.broadcast_to({names[op]}, "
+                 f"{tuple_text(('_n',) + tuple(map(str, shapes[op])))})"
+                 for op in rhs.operands]
+        return f"np.concatenate([{', '.join(parts)}], axis={rhs.axis + int(lead)})"
     (operand,) = rhs.operands
     is_batched = operand in batched
     if isinstance(rhs, Reshape):
@@ -115,7 +123,25 @@ def structural_text(rhs, names, batched) -> str:
         return f"{names[operand]}.reshape({tuple_text(dims)})"
     if isinstance(rhs, LogSumExp):
         return f"_logsumexp({names[operand]}, {rhs.axis + int(is_batched)})"
+    if isinstance(rhs, Index):
+        lead = ":, " if is_batched else ""
+        return f"{names[operand]}[{lead}{key_text(rhs.key, shapes[operand])}]"
+    if isinstance(rhs, Extreme):
+        axes = tuple(a + int(is_batched) for a in rhs.axes)
+        return f"np.{rhs.which}({names[operand]}, axis={axes[0] if len(axes) == 1 else axes})"
     raise AssertionError(f"no NumPy form for {type(rhs).__name__}")
+
+
+def assemble_lines(eq, names, batched, backward) -> list[Line]:
+    """zeros, then each piece added at its key (a piece may cover part of another)."""
+    name, shape, lead = names[eq.lhs], eq.rhs.shape, eq.lhs in batched
+    full = (("_n",) if lead else ()) + tuple(map(str, shape))
+    lines = [Line(name, f"np.zeros({tuple_text(full)})", lead, backward)]
+    for key, piece in zip(eq.rhs.keys, eq.rhs.operands):
+        at = key_text(key, shape)
+        lines.append(Line("", f"{name}[{':, ' if lead else ''}{at}] += {names[piece]}",
+                          lead, backward))
+    return lines
 
 
 def tuple_text(items) -> str:
@@ -217,11 +243,15 @@ def program(ir: IR, names: dict, free_memory: bool) -> Program:
         if eq.lhs in skipped:
             continue
         is_batched = eq.lhs in batched
+        if isinstance(eq.rhs, Assemble):
+            lines += assemble_lines(eq, names, batched, in_backward)
+            reads.extend([set(eq.rhs.free_symbols)] * (len(eq.rhs.operands) + 1))
+            continue
         if eq.lhs in summed:
             printer.rank = 0
             text = sum_text(summed[eq.lhs].rhs, batched, printer)
         elif isinstance(eq.rhs, Structural):
-            text = structural_text(eq.rhs, names, batched)
+            text = structural_text(eq.rhs, names, batched, shapes)
         else:
             printer.rank = len(eq.shape)
             text = print_expr(printer, eq.rhs, eq.origin, "numpy")

@@ -105,6 +105,15 @@ class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
     def _print_Min(self, expr):
         return self._nested("np.minimum", expr.args)
 
+    def _print_maximum(self, expr):
+        return f"np.maximum({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_minimum(self, expr):
+        return f"np.minimum({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_equal(self, expr):
+        return f"1.0*({self._print(expr.args[0])} == {self._print(expr.args[1])})"
+
     def _print_erf(self, expr):
         return self._helper("_erf", expr.args[0])
 
@@ -167,6 +176,15 @@ class MathScalarPrinter(_NamesMixin, PythonCodePrinter):
 
     def _print_Min(self, expr):
         return self._nested_helper("_min_s", expr.args)
+
+    def _print_maximum(self, expr):
+        return self._helper("_max_s", *expr.args)
+
+    def _print_minimum(self, expr):
+        return self._helper("_min_s", *expr.args)
+
+    def _print_equal(self, expr):
+        return f"(1.0 if {self._print(expr.args[0])} == {self._print(expr.args[1])} else 0.0)"
 
 
 class CPrinter(_NamesMixin, C99CodePrinter):
@@ -256,6 +274,15 @@ class CPrinter(_NamesMixin, C99CodePrinter):
 
     def _print_Min(self, expr):
         return self._nested_helper("bp_min", expr.args)
+
+    def _print_maximum(self, expr):
+        return self._helper("bp_max", *expr.args)
+
+    def _print_minimum(self, expr):
+        return self._helper("bp_min", *expr.args)
+
+    def _print_equal(self, expr):
+        return f"({self._print(expr.args[0])} == {self._print(expr.args[1])} ? 1.0 : 0.0)"
 
     def _print_Piecewise(self, expr):
         text = "NAN"
