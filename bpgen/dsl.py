@@ -176,7 +176,12 @@ class Network:
         if dtype not in (float, int):
             raise DeclarationError(f"{name!r}: dtype must be float or int, not {dtype!r}",
                                    origin)
-        symbol = self._declare(name, "input", None, shape, latex, origin)
+        if dtype is int and shape not in ((), []):
+            raise DeclarationError(f"{name!r}: an input of dtype=int (a class label) is one "
+                                   "number per sample, shape ()", origin)
+        symbol = self._declare(name, "input", None, shape, latex, origin,
+                               symbol=sympy.Symbol(name, integer=True) if dtype is int
+                               else None)
         if dtype is int:
             self.int_inputs[symbol] = None  # the number of classes, once known
         return symbol

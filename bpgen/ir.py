@@ -190,11 +190,24 @@ def from_network(net: Network, source: str) -> IR:
         for d in net.declarations if d.expr is not None]
     latex = {d.symbol: d.latex for d in net.declarations if d.latex}
     ir = IR(net.name, source, inputs, params, tuple(equations), (), loss.symbol, net.reduce,
-            latex, constants, tuple(net.int_inputs.items()))
+            latex, constants, classes_of(net, equations))
     if not depends_on(ir, loss.symbol) & {p.symbol for p in params}:
         raise CompileError(f"the loss {loss.name!r} does not depend on any parameter",
                            loss.origin)
     return with_total(ir).validate()
+
+
+def classes_of(net: Network, equations) -> tuple:
+    """(input, number of classes) of each input declared dtype=int: the largest one_hot
+    it is compared with (None: any non-negative integer)."""
+    from .functions import equal
+    found = dict(net.int_inputs)
+    for eq in equations:
+        for node in eq.rhs.atoms(equal):
+            label, classes = node.args
+            if label in found and getattr(classes, "shape", None):
+                found[label] = max(found[label] or 0, classes.shape[-1])
+    return tuple(found.items())
 
 
 def with_total(ir: IR) -> IR:

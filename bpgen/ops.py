@@ -142,19 +142,41 @@ def softmax(v, axis=-1):
     return sympy.exp(v - _keepdims(LogSumExp(v, ax), shape, ax))
 
 
-def softmax_cross_entropy(logits, onehot, axis=-1):
-    """-sum(onehot * log(softmax(logits))) = logsumexp(logits) - sum(onehot * logits)."""
-    (logits, sl), (onehot, so) = (_operand(logits, "softmax_cross_entropy"),
-                                  _operand(onehot, "softmax_cross_entropy"))
+def softmax_cross_entropy(logits, target, axis=-1):
+    """The cross-entropy of softmax(logits) and a target: a class index (an input declared
+    with dtype=int, as PyTorch's CrossEntropyLoss takes it) or a one-hot or probability
+    vector of the logits' shape: -sum(onehot * log(softmax(logits))), computed as
+    logsumexp(logits) - sum(onehot * logits)."""
+    (logits, sl), (target, so) = (_operand(logits, "softmax_cross_entropy"),
+                                  _operand(target, "softmax_cross_entropy"))
     if not sl:
         _fail("softmax_cross_entropy needs vector logits, got a scalar")
-    try:
-        broadcast(sl, so)
-    except ShapeError:
-        _fail(f"softmax_cross_entropy: logits of shape {sl} and targets of shape {so} "
-              "do not match")
     (ax,) = _axes(sl, axis, "softmax_cross_entropy")
-    return LogSumExp(logits, ax) - sum(onehot * logits, ax)
+    if not so and len(sl) == 1:
+        if not target.is_integer:
+            _fail(f"softmax_cross_entropy: the target has shape () but the logits have "
+                  f"shape {sl}: give a one-hot target of shape {sl}, or class indices from "
+                  "an input declared with dtype=int")
+        target = one_hot(target, sl[0])
+    elif so != sl:
+        _fail(f"softmax_cross_entropy: logits of shape {sl} and a target of shape {so} do "
+              f"not match (a one-hot target has the logits' shape; class indices are an "
+              "input declared with dtype=int)")
+    return LogSumExp(logits, ax) - sum(target * logits, ax)
+
+
+def one_hot(label, classes):
+    """A vector of `classes` zeros with a 1 at `label` (an integer-valued scalar, such as
+    an input declared with dtype=int)."""
+    from .constants import constant
+    from .functions import equal
+    label, shape = _operand(label, "one_hot")
+    if shape:
+        _fail(f"one_hot: the label must be a scalar per sample, not of shape {shape}")
+    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or \
+            classes < 1:
+        _fail(f"one_hot: the number of classes must be a positive int, not {classes!r}")
+    return equal(label, constant(np.arange(int(classes), dtype=np.float64)))
 
 
 # -- indexing, joining, reshaping ------------------------------------------------------------

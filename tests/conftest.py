@@ -183,22 +183,29 @@ class TestNetwork:
     def valid(self, params, data):
         if "valid" in self.desc:
             return self.desc["valid"](params, data)
-        return np.ones(len(next(iter(data.values()))), dtype=bool)
+        return np.ones(samples(data), dtype=bool)
 
     def draw(self, seed, n):
         """Random params and n samples that are valid for the net (away from kinks)."""
         rng = np.random.default_rng(seed)
         params = self.params(rng)
         data = self.sample(rng, 4 * n)
+        if not data:  # a network without inputs: one sample of nothing
+            return params, {}
         keep = np.flatnonzero(self.valid(params, data))[:n]
         assert len(keep) == n, "could not draw enough valid samples"
         return params, {k: v[keep] for k, v in data.items()}
 
     def reduced(self, params, data, reduce):
         """The loss over a batch, from the reference."""
-        n = len(next(iter(data.values())))
+        n = samples(data)
         losses = np.broadcast_to(self.reference(params, data), (n,))
         return losses.sum() if reduce == "sum" else losses.mean()
+
+
+def samples(data) -> int:
+    """The number of samples in `data` (a network without inputs has one)."""
+    return len(next(iter(data.values()))) if data else 1
 
 
 def finite_differences(net: TestNetwork, params, data, reduce):

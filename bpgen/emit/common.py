@@ -88,6 +88,14 @@ class Value:
 
 
 @dataclass(frozen=True)
+class Label:
+    """An input of class labels: integers 0..classes-1 (classes None: any n >= 0)."""
+
+    key: str
+    classes: int | None
+
+
+@dataclass(frozen=True)
 class ConstantData:
     """A constant array as templates see it: its identifier, shape, size and values
     (shortest round-trip reprs, in rows of up to 8)."""
@@ -145,7 +153,10 @@ def api_data(compiled) -> dict:
 
     def value(v):
         return Value(v.name, names[v.symbol], v.shape, math.prod(v.shape))
+    labels = {symbol: count for symbol, count in ir.classes}
     return dict(name=ir.name, source=ir.source, reduce=ir.reduce, loss_key=ir.loss.name,
+                labels=[Label(v.name, labels[v.symbol]) for v in ir.inputs
+                        if v.symbol in labels],
                 params=[value(v) for v in ir.params], inputs=[value(v) for v in ir.inputs],
                 constants=[constant_data(v, names[v.symbol]) for v in ir.constants],
                 init=init_spec(ir), init_std=INIT_STD, dtype=DTYPE, dtype_c=C_TYPE)
