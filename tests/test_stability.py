@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from conftest import finite_differences
+
 
 def bce_reference(q, d):
     s = q["w1"] * d["x1"] + q["w2"] * d["x2"] + q["b"]
@@ -60,3 +62,27 @@ def test_overflowing_result_is_caught_by_check_finite(zoo, target):
         assert module.loss(params, {"x": 1.0, "y": 0.0}) == np.inf
         with pytest.raises(FloatingPointError, match="result 'loss' is inf"):
             module.loss(params, {"x": 1.0, "y": 0.0}, check_finite=True)
+
+
+def test_mixture_density_loss_at_an_outlier(tensor_nets, target):
+    """-log(sum(pi * N(y; mu, s))) as the textbook writes it: at a target hundreds of standard
+    deviations out every density underflows (the formula as written is -log(0) = inf),
+    and bpgen's log-space form gives the finite loss and gradient of the reference."""
+    net = tensor_nets["mdn"]
+    module = net.module(target)
+    rng = np.random.default_rng(3)
+    params = net.params(rng)
+    data = {"x": rng.normal(size=(4, 2)), "y": np.array([300.0, -400.0, 0.5, 1e3])}
+    h = data["x"] @ params["W"] + params["b"]
+    pi = np.exp(h[:, :3]) / np.exp(h[:, :3]).sum(axis=1, keepdims=True)
+    mu, s = h[:, 3:6], np.exp(h[:, 6:])
+    with np.errstate(all="ignore"):
+        naive = -np.log(np.sum(pi * np.exp(-(data["y"][:, None] - mu) ** 2 / (2 * s ** 2))
+                               / s, axis=1))
+    assert np.isinf(naive[[0, 1, 3]]).all()  # what the formula as written gives
+    value, grads = module.value_and_grad(params, data, check_finite=True)
+    assert value == pytest.approx(net.reduced(params, data, "mean"), rel=1e-12)
+    expected = finite_differences(net, params, data, "mean")
+    for k in module.PARAMS:
+        np.testing.assert_allclose(grads[k], expected[k], rtol=1e-6,
+                                   atol=1e-7 * np.abs(expected[k]).max())
