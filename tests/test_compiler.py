@@ -204,3 +204,24 @@ def test_cse_gives_temporaries_their_shapes():
     temps = [e for e in ir.equations if e.role == TEMP]
     assert temps and all(e.shape == (3,) and e.lhs.shape == (3,) for e in temps)
     ir.validate()
+
+
+def test_structural_operations_written_twice_are_computed_once():
+    """Inline logits (`softmax_cross_entropy(h @ W2 + b2, y)` next to a softmax of the
+    same logits) compute `h @ W2` once forward, and once each of `@ W2.T` and `h.T @`
+    backward; the softmax's backward reuses its forward exponentials."""
+    from bpgen.emit import emit
+    net = bp.Network("inline")
+    x = net.input("x", shape=(4,))
+    y = net.input("y", shape=(3,))
+    W1, W2 = net.param("W1", shape=(4, 5)), net.param("W2", shape=(5, 3))
+    b2 = net.param("b2", shape=(3,))
+    h = net.eq("h", bp.tanh(x @ W1))
+    p = net.eq("p", bp.softmax(h @ W2 + b2))
+    net.loss("L", bp.softmax_cross_entropy(h @ W2 + b2, y) + bp.sum((p - y) ** 2))
+    code = emit(compile_network(net, "inline.py"), ["numpy"])["inline.py"]
+    body = code[code.index("def _value_and_grad"):code.index("def _real")]
+    assert body.count("h @ W2") == 1, body
+    assert body.count("@ W2.T") == 1 and body.count("h.T @") == 1, body
+    assert body.count("np.exp(") == 1, body  # p; the softmax's backward reads p
+    assert body.count("_logsumexp(") == 1, body

@@ -8,14 +8,17 @@ Before the reverse sweep, `stabilize` rewrites forms that overflow at large argu
     dce    — only what the results need is kept
     cse    — repeated subexpressions become temporaries _t0, _t1, ...
     copies — `a = b` left by the sweep and CSE disappears
-    dce    — once more, for what the copies made dead
+    reuse  — once more: CSE and copies can make a backward expression the very right-hand
+             side of a forward equation only now (a softmax's exp(z - lse) when the logits
+             were written twice, once inline)
+    dce    — once more, for what the copies and the second reuse made dead
 """
 
 from __future__ import annotations
 
 from . import copies, cse, dce, fold, reuse, stabilize  # noqa: F401
 
-PIPELINE = (reuse, fold, dce, cse, copies, dce)
+PIPELINE = (reuse, fold, dce, cse, copies, reuse, dce)
 
 
 def optimize(ir, passes=PIPELINE, check=True):
