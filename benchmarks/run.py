@@ -2,7 +2,8 @@
 
     python benchmarks/run.py            # all benchmarks (about a minute)
     python benchmarks/run.py --quick    # fewer repetitions
-    python benchmarks/run.py --only mlp # one benchmark (seed, latency, chain, mlp, compile)
+    python benchmarks/run.py --only mlp # one benchmark (seed, latency, chain, mlp, cnn,
+                                        # compile, sequence)
     python benchmarks/run.py --against /tmp/base   # also another bpgen checkout's output
 
 Every figure is a median over repeated calls; ratios are against a baseline measured in
@@ -152,6 +153,34 @@ def hand_mlp(p, d):
     d_pre = d_h * (1 - h * h)
     return loss, {"W1": x.T @ d_pre, "b1": d_pre.sum(axis=0),
                   "W2": h.T @ d_logits, "b2": d_logits.sum(axis=0)}
+
+
+def hand_cnn(p, d):
+    """The convolutional example's backprop by hand in NumPy: im2col (a strided window
+    view), one matmul forward and two backward, pooling by reshape and max."""
+    img, label = d["img"], d["label"]
+    n, channels, maps = len(img), img.shape[-1], p["K"].shape[-1]
+    windows = np.lib.stride_tricks.sliding_window_view(img, (3, 3), axis=(1, 2))
+    cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * 36, 9 * channels)
+    pre = cols @ p["K"].reshape(9 * channels, maps) + p["kb"]
+    conv = np.maximum(pre, 0.0).reshape(n, 3, 2, 3, 2, maps)
+    pool = conv.max(axis=(2, 4))
+    flat = pool.reshape(n, -1)
+    logits = flat @ p["V"] + p["bv"]
+    m = logits.max(axis=1, keepdims=True)
+    e = np.exp(logits - m)
+    s = e.sum(axis=1, keepdims=True)
+    picked = logits[np.arange(n), label]
+    loss = np.mean(np.log(s[:, 0]) + m[:, 0] - picked)
+    d_logits = e / s
+    d_logits[np.arange(n), label] -= 1
+    d_logits /= n
+    d_pool = (d_logits @ p["V"].T).reshape(n, 3, 1, 3, 1, maps)
+    mask = conv == pool[:, :, None, :, None]
+    share = mask.sum(axis=(2, 4), keepdims=True)  # ties share the gradient
+    d_pre = (mask * (d_pool / share)).reshape(n * 36, maps) * (pre > 0)
+    return loss, {"K": (cols.T @ d_pre).reshape(p["K"].shape), "kb": d_pre.sum(axis=0),
+                  "V": flat.T @ d_logits, "bv": d_logits.sum(axis=0)}
 
 
 def check_close(name, got, want):
@@ -316,6 +345,73 @@ def bench_mlp(out, repeat, frameworks):
         print(f"  bpgen C / PyTorch = {c_time / torch_time:.2f} (aim: below 1)")
 
 
+def bench_cnn(out, repeat, frameworks):
+    n = 256
+    source = (ROOT / "examples" / "cnn_digits.py").read_text()
+    modules = compile_net(source.replace('Network("cnn_digits")', 'Network("cnnbench")'),
+                          out, "cnnbench")
+    gen = modules[0][1]
+    rng = np.random.default_rng(4)
+    data = {"img": rng.random((n, 8, 8, 1)), "label": rng.integers(0, 10, n)}
+    params = gen.init_params(0)
+    params["kb"] = rng.normal(0, 0.1, params["kb"].shape)
+    want = hand_cnn(params, data)
+    for suffix, numpy_module, c_module in modules:
+        check_close(f"numpy cnn{suffix}", numpy_module.value_and_grad(params, data), want)
+        check_close(f"c cnn{suffix}", c_module.value_and_grad(params, data), want)
+    print(f"convolutional network (examples/cnn_digits.py: 3x3 conv to 16 maps, relu, 2x2 "
+          f"max pool, linear), batch {n}, one value_and_grad (ratio: against hand-written "
+          "NumPy im2col backprop)")
+    others = contenders(modules, "value_and_grad", params, data)
+    if "torch" in frameworks:
+        torch = frameworks["torch"]
+        functional = torch.nn.functional
+        timg = torch.tensor(data["img"]).permute(0, 3, 1, 2).contiguous()  # NCHW
+        tlabel = torch.tensor(data["label"])
+        tp = {"K": torch.tensor(params["K"].transpose(3, 2, 0, 1).copy(), requires_grad=True),
+              **{k: torch.tensor(params[k], requires_grad=True) for k in ("kb", "V", "bv")}}
+
+        def tstep():
+            for v in tp.values():
+                v.grad = None
+            conv = torch.relu(functional.conv2d(timg, tp["K"], tp["kb"]))
+            pool = functional.max_pool2d(conv, 2).permute(0, 2, 3, 1).reshape(n, -1)
+            loss = functional.cross_entropy(pool @ tp["V"] + tp["bv"], tlabel)
+            loss.backward()
+            return loss
+        loss = tstep()
+        got = (loss.item(), {"K": tp["K"].grad.numpy().transpose(2, 3, 1, 0),
+                             **{k: tp[k].grad.numpy() for k in ("kb", "V", "bv")}})
+        check_close("torch cnn", got, want)
+        others.append(("PyTorch eager (conv2d, max_pool2d), 1 thread", tstep))
+    times = race("hand-written NumPy backprop", lambda: hand_cnn(params, data), others,
+                 repeat, 5, "us")
+    if "torch" in frameworks:
+        torch_time = times["PyTorch eager (conv2d, max_pool2d), 1 thread"]
+        print(f"  bpgen NumPy / PyTorch = {times['bpgen NumPy'] / torch_time:.2f}, "
+              f"bpgen C / PyTorch = {times['bpgen C'] / torch_time:.2f} (aim: below 1)")
+
+
+def bench_sequence(out):
+    """Compile time of an Elman RNN unrolled over T = 50 steps (d = 8, 32 hidden units)."""
+    source = (ROOT / "tests" / "tensor_nets" / "rnn.py").read_text().replace(
+        "T, D, H, C = 5, 3, 4, 3", "T, D, H, C = 50, 8, 32, 10").replace(
+        'Network("rnn")', 'Network("rnn50")')
+    assert "T, D, H, C = 50" in source
+    net_file = out / "rnn50_net.py"
+    net_file.write_text(source)
+    print("compile time of an Elman RNN unrolled over T = 50 steps (d = 8, 32 hidden "
+          "units): the whole `bpgen compile` in this process")
+    for target, extra in (("numpy", []), ("c", ["--no-build"]), ("c", [])):
+        start = time.perf_counter()
+        assert bpgen_main(["compile", str(net_file), "--target", target, *extra, "-o",
+                           str(out / f"rnn50_{target}{len(extra)}")]) == 0
+        seconds = time.perf_counter() - start
+        label = {"numpy": "NumPy module", "c": "C sources"}[target] + (
+            "" if extra or target == "numpy" else " and the library (C compiler)")
+        print(f"  {label:44s} {seconds:10.2f} s")
+
+
 def bench_compile(out):
     print("compile time and generated size (NumPy + C sources; ratio: against 16 layers)")
     base_t = base_s = None
@@ -336,14 +432,15 @@ def bench_compile(out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--only", choices=["seed", "latency", "chain", "mlp", "compile"],
+    parser.add_argument("--only", choices=["seed", "latency", "chain", "mlp", "cnn", "compile",
+                                           "sequence"],
                         action="append", help="run only these benchmarks (repeatable)")
     parser.add_argument("--against", type=Path, metavar="TREE",
                         help="also time the output of the bpgen in TREE (another checkout)")
     args = parser.parse_args()
     global AGAINST
     AGAINST = args.against.resolve() if args.against else None
-    wanted = set(args.only or ["seed", "latency", "chain", "mlp", "compile"])
+    wanted = set(args.only or ["seed", "latency", "chain", "mlp", "cnn", "compile", "sequence"])
     repeat = 5 if args.quick else 21
     frameworks = optional_frameworks()
     print(f"bpgen {bp.__version__}, NumPy {np.__version__}, Python {sys.version.split()[0]}; "
@@ -360,8 +457,12 @@ def main():
             bench_chain(out, repeat)
         if "mlp" in wanted:
             bench_mlp(out, repeat, frameworks)
+        if "cnn" in wanted:
+            bench_cnn(out, repeat, frameworks)
         if "compile" in wanted:
             bench_compile(out)
+        if "sequence" in wanted:
+            bench_sequence(out)
 
 
 if __name__ == "__main__":

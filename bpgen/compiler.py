@@ -1,6 +1,6 @@
 """The compiler driver: a declared `Network` in, optimised IR programs out.
 
-    from_network  ->  stabilize  ->  differentiate  ->  passes.optimize  ->  (emit)
+    from_network  ->  stabilize  ->  fuse  ->  differentiate  ->  passes.optimize  ->  (emit)
 
 `compile_network` builds the three programs every target emits: `loss` (the loss only),
 `forward` (every forward value) and `value_and_grad` (the loss and every gradient). One
@@ -21,7 +21,7 @@ from .autodiff import differentiate
 from .dsl import Network
 from .errors import Diagnostic
 from .ir import FORWARD, IR, LOSS, TEMP, Result, depends_on, from_network
-from .passes import optimize, stabilize
+from .passes import fuse, optimize, stabilize
 
 PROGRAMS = ("loss", "forward", "value_and_grad")
 
@@ -75,7 +75,7 @@ def _compile(net: Network, source: str, progress=None) -> Compiled:
 
     ir = from_network(net, source)
     diagnostics = list(net.diagnostics) + unused_warnings(ir)
-    ir = stabilize.run(ir).validate()
+    ir = fuse.run(stabilize.run(ir).validate()).validate()
     lap("front end")
     grad_ir = differentiate(ir)
     lap("autodiff")

@@ -225,3 +225,19 @@ def test_structural_operations_written_twice_are_computed_once():
     assert body.count("@ W2.T") == 1 and body.count("h.T @") == 1, body
     assert body.count("np.exp(") == 1, body  # p; the softmax's backward reads p
     assert body.count("_logsumexp(") == 1, body
+
+
+def test_a_convolution_written_with_slices_is_one_matrix_product():
+    """fuse: the nine `img[i:i+4, j:j+4] @ K[i, j]` of tests/tensor_nets/conv.py become
+    one product of their concatenations (im2col), forward and backward; two products of
+    an RNN step (different shapes) stay as written."""
+    from bpgen.emit import emit
+    conv = runpy.run_path(str(ROOT / "tests" / "tensor_nets" / "conv.py"))["net"]
+    code = emit(compile_network(conv, "conv.py"), ["numpy"])["conv.py"]
+    body = code[code.index("def _value_and_grad"):code.index("def _real")]
+    assert body.count(" @ ") == 5, body  # conv, logits; d_V, d_logits, d_K (one each)
+    assert "conv_cols = np.concatenate([" in body and "axis=3)" in body
+    assert "(conv_cols.reshape((-1, 18)) @ conv_rows).reshape((-1, 4, 4, 3))" in body
+    rnn = runpy.run_path(str(ROOT / "tests" / "tensor_nets" / "rnn.py"))["net"]
+    code = emit(compile_network(rnn, "rnn.py"), ["numpy"])["rnn.py"]
+    assert "_cols" not in code and "h1 = np.tanh(b + h1_matmul + h0 @ Wh)" in code

@@ -20,6 +20,8 @@ in Python. Lowering choices, made from the IR:
 
 from __future__ import annotations
 
+from math import prod
+
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
@@ -72,9 +74,10 @@ def full_subscripts(node: Einsum, batched: set) -> tuple[list[str], str]:
     return ins, out
 
 
-def einsum_text(node: Einsum, names, batched) -> str:
+def einsum_text(node: Einsum, names, batched, shapes) -> str:
     ins, out = full_subscripts(node, batched)
     texts = [names[op] for op in node.operands]
+    sizes = node.sizes(shapes)
     if len(ins) == 1:
         (a,), (t,) = ins, texts
         form = single_form(a, out)
@@ -94,7 +97,17 @@ def einsum_text(node: Einsum, names, batched) -> str:
     form = matmul_form(ins, out, [len(s) for s in ins])
     if form is not None:
         p, q, tp, tq = form
+        if len(ins[p]) > 2 and len(ins[q]) == 2 and not tq:
+            # a stack of matrices times one matrix is one matrix product of the rows:
+            # NumPy's matmul would multiply the stack's matrices one by one
+            rows = f"{texts[p]}.reshape((-1, {sizes[ins[p][-1]]}))"
+            dims = tuple_text(tuple(str(sizes.get(c, -1)) for c in out[:-1]) +
+                              (str(sizes[out[-1]]),))
+            return f"({rows} @ {texts[q]}).reshape({dims})"
         return f"{texts[p]}{'.T' if tp else ''} @ {texts[q]}{'.T' if tq else ''}"
+    flat = flat_contraction(ins, out, sizes, texts)
+    if flat is not None:
+        return flat
     if set(out) == set("".join(ins)) and all(out.endswith(s.lstrip(BATCH)) for s in ins):
         # nothing summed: a broadcasting product (per-sample axes line up at the end)
         factors = []
@@ -106,9 +119,36 @@ def einsum_text(node: Einsum, names, batched) -> str:
     return f"np.einsum('{','.join(ins)}->{out}', {', '.join(texts)})"
 
 
+def flat_contraction(ins, out, sizes, texts):
+    """A contraction over axes that lead both operands, in the same order, leaving one
+    block of free axes on each side (a parameter's gradient of a stack of matrices,
+    `einsum('Zpik,Zpij->jk', d, a)`): one matrix product of the operands flattened,
+    `a.reshape((-1, J)).T @ d.reshape((-1, K))`, which BLAS does at full speed."""
+    if len(ins) != 2:
+        return None
+    a, b = ins
+    lead = 0
+    while lead < min(len(a), len(b)) and a[lead] == b[lead] and a[lead] not in out:
+        lead += 1
+    rest_a, rest_b = a[lead:], b[lead:]
+    if not lead or set(rest_a) & set(rest_b) or set(a[:lead]) & set(rest_a + rest_b) \
+            or out not in (rest_a + rest_b, rest_b + rest_a) or not rest_a or not rest_b:
+        return None
+    first, second = ((0, rest_a), (1, rest_b)) if out == rest_a + rest_b else \
+        ((1, rest_b), (0, rest_a))
+
+    def size(letters):
+        return str(prod(sizes[c] for c in letters))
+    text = (f"{texts[first[0]]}.reshape((-1, {size(first[1])})).T @ "
+            f"{texts[second[0]]}.reshape((-1, {size(second[1])}))")
+    if len(out) == 2:
+        return text
+    return f"({text}).reshape({tuple_text(tuple(str(sizes[c]) for c in out))})"
+
+
 def structural_text(rhs, names, batched, shapes) -> str:
     if isinstance(rhs, Einsum):
-        return einsum_text(rhs, names, batched)
+        return einsum_text(rhs, names, batched, shapes)
     if isinstance(rhs, Concat):
         lead = any(op in batched for op in rhs.operands)
         parts = [names[op] if op in batched or not lead else  # the same for every sample
@@ -206,7 +246,7 @@ def matmuls_inline(ir: IR, names, batched) -> dict:
                 and reader.shape == eq.shape and (eq.lhs in batched) == (reader.lhs in batched):
             ins, o = full_subscripts(eq.rhs, batched)
             if matmul_form(ins, o, [len(s) for s in ins]) is not None:
-                out[eq.lhs] = einsum_text(eq.rhs, names, batched)
+                out[eq.lhs] = einsum_text(eq.rhs, names, batched, ir.shapes())
     return out
 
 

@@ -1,7 +1,9 @@
 """Optimisation passes: each module has a pure `run(ir) -> ir`; PIPELINE runs them in order.
 
 Before the reverse sweep, `stabilize` rewrites forms that overflow at large arguments
-(log(sigmoid(x)) -> -softplus(-x), ...). After it, PIPELINE:
+(log(sigmoid(x)) -> -softplus(-x), ...) and `fuse` joins a sum of three or more matrix
+products of equal shapes into one product of concatenations (im2col). After the sweep,
+PIPELINE:
 
     reuse  — backward expressions read stored forward values (tanh(s1) -> z1)
     fold   — equations that are constants are folded into their uses
@@ -16,7 +18,7 @@ Before the reverse sweep, `stabilize` rewrites forms that overflow at large argu
 
 from __future__ import annotations
 
-from . import copies, cse, dce, fold, reuse, stabilize  # noqa: F401
+from . import copies, cse, dce, fold, fuse, reuse, stabilize  # noqa: F401
 
 PIPELINE = (reuse, fold, dce, cse, copies, reuse, dce)
 
