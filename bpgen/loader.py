@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 
+import sympy
 from sympy.core.cache import clear_cache
 from sympy.core.parameters import distribute
 
@@ -114,6 +115,10 @@ def load_networks(spec: str) -> tuple[str, list[Network], list[str]]:
         message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         if isinstance(exc, TypeError) and "for @" in text:
             message += " (an operand of @ must be a declared value; use bp.matmul(a, b))"
+        if isinstance(exc, TypeError) and text.endswith("object is not subscriptable") and \
+                text.split("'")[1:2] and hasattr(sympy, text.split("'")[1]):
+            message += (" (index an expression once it has a name, gates = net.eq(\"gates\", "
+                        "...), or with bp.index(expr, key))")
         raise LoadError(message, _user_origin(exc, shown)) from None
     finally:
         os._exit = real_exit

@@ -38,6 +38,10 @@ def normalize_key(key, shape) -> tuple:
             if not -dim <= k < dim:
                 raise IndexError(f"index {k} is out of range for an axis of size {dim}")
             out.append(k % dim)
+        elif isinstance(item, sympy.Basic) and item.is_integer:
+            raise TypeError(f"an index must be an int or a slice of ints, not the label "
+                            f"{item} (indices are fixed when the network is declared; look a "
+                            f"row up by a label with bp.one_hot({item}, {dim}) @ table)")
         else:
             raise TypeError(f"an index must be an int or a slice of ints, not "
                             f"{type(item).__name__} (indices are fixed when the network is "

@@ -19,6 +19,14 @@ w, b = net.params("w b")
 
 # (name, body appended after HEADER (which is 5 lines), line of the error, message part)
 CASES = [
+    ("indexing an expression", 'V = net.param("V", shape=(4,))\n'
+     'net.loss("L", bp.sum((V * x + w)[:2]))\n', 7,
+     "TypeError: 'Add' object is not subscriptable (index an expression once it has a "
+     "name, gates = net.eq(\"gates\", ...), or with bp.index(expr, key))"),
+    ("lookup by a label", 'c = net.input("c", dtype=int)\nE = net.param("E", shape=(5, 3))\n'
+     'net.loss("L", bp.sum(E[c] ** 2))\n', 8,
+     "not the label c (indices are fixed when the network is declared; look a row up by a "
+     "label with bp.one_hot(c, 5) @ table)"),
     ("undeclared", 'q = sympy.Symbol("q", real=True)\nnet.eq("s", w * q)\n'
      'net.loss("L", (y - w) ** 2)\n', 7, "undeclared symbol 'q'"),
     ("foreign symbol", 'net.eq("s", w * sympy.Symbol("x"))\nnet.loss("L", (y - w) ** 2)\n',
