@@ -393,37 +393,42 @@ def bench_cnn(out, repeat, frameworks):
 
 
 def bench_sequence(out):
-    """Compile time of an Elman RNN unrolled over T = 50 steps (d = 8, 32 hidden units)."""
-    source = (ROOT / "tests" / "tensor_nets" / "rnn.py").read_text().replace(
-        "T, D, H, C = 5, 3, 4, 3", "T, D, H, C = 50, 8, 32, 10").replace(
-        'Network("rnn")', 'Network("rnn50")')
-    assert "T, D, H, C = 50" in source
-    net_file = out / "rnn50_net.py"
-    net_file.write_text(source)
-    print("compile time of an Elman RNN unrolled over T = 50 steps (d = 8, 32 hidden "
-          "units): the whole `bpgen compile` in this process")
-    for target, extra in (("numpy", []), ("c", ["--no-build"]), ("c", [])):
-        start = time.perf_counter()
-        assert bpgen_main(["compile", str(net_file), "--target", target, *extra, "-o",
-                           str(out / f"rnn50_{target}{len(extra)}")]) == 0
-        seconds = time.perf_counter() - start
-        label = {"numpy": "NumPy module", "c": "C sources"}[target] + (
-            "" if extra or target == "numpy" else " and the library (C compiler)")
-        print(f"  {label:44s} {seconds:10.2f} s")
+    """Compile and build time of an Elman RNN unrolled over T steps (d = 8, 32 hidden
+    units), the network of tests/tensor_nets/rnn.py made longer."""
+    print("an Elman RNN unrolled over T steps (d = 8, 32 hidden units): the whole `bpgen "
+          "compile` in this process; C: sources and the library, by the C compiler")
+    for steps in (5, 20, 50):
+        name = f"rnn{steps}"
+        source = (ROOT / "tests" / "tensor_nets" / "rnn.py").read_text().replace(
+            "T, D, H, C = 5, 3, 4, 3", f"T, D, H, C = {steps}, 8, 32, 10").replace(
+            'Network("rnn")', f'Network("{name}")')
+        assert f"T, D, H, C = {steps}," in source
+        net_file = out / f"{name}_net.py"
+        net_file.write_text(source)
+        seconds = {}
+        for target in ("numpy", "c"):
+            start = time.perf_counter()
+            assert bpgen_main(["compile", str(net_file), "--target", target, "-o",
+                               str(out / f"{name}_{target}")]) == 0
+            seconds[target] = time.perf_counter() - start
+        size = (out / f"{name}_c" / f"{name}.c").stat().st_size
+        print(f"  T = {steps:2d}: NumPy {seconds['numpy']:5.2f} s, C {seconds['c']:5.2f} s "
+              f"({size / 1024:6.1f} KiB of C)")
 
 
 def bench_compile(out):
-    print("compile time and generated size (NumPy + C sources; ratio: against 16 layers)")
+    print("compile time and generated size of the deep chain (NumPy + C sources, and the "
+          "C library built; ratio: against 16 layers)")
     base_t = base_s = None
     for depth in (16, 32, 64):
         name = f"depth{depth}"
         net_file = out / f"{name}_net.py"
         net_file.write_text(chain_source(depth, name))
         start = time.perf_counter()
-        assert bpgen_main(["compile", str(net_file), "--target", "all", "--no-build",
-                           "-o", str(out / name)]) == 0
+        assert bpgen_main(["compile", str(net_file), "--target", "all", "-o",
+                           str(out / name)]) == 0
         seconds = time.perf_counter() - start
-        size = sum(p.stat().st_size for p in (out / name).iterdir())
+        size = sum(p.stat().st_size for p in (out / name).iterdir() if p.suffix != ".so")
         base_t, base_s = base_t or seconds, base_s or size
         print(f"  {depth:3d} layers: {seconds:6.2f} s ({seconds / base_t:4.2f}x), "
               f"{size / 1024:7.1f} KiB ({size / base_s:4.2f}x)")

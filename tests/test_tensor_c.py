@@ -42,3 +42,22 @@ def test_identical_across_hash_seeds(tmp_path):
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert len(outputs[0]) == 4 * (len(TENSOR_NETS) + 1)
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_an_unrolled_sequence_compiles_each_distinct_nest_once(tmp_path):
+    """Four times the steps of tests/tensor_nets/rnn.py add no copy of a matrix product:
+    the C source holds each distinct loop nest once (c_outline), so the C compiler's work
+    follows the distinct nests, not the length of the sequence."""
+    from conftest import run_cli
+    counts = {}
+    for steps in (5, 20):
+        source = (ROOT / "tests" / "tensor_nets" / "rnn.py").read_text().replace(
+            "T, D, H, C = 5, 3, 4, 3", f"T, D, H, C = {steps}, 3, 4, 3").replace(
+            'Network("rnn")', f'Network("rnn{steps}")')
+        (tmp_path / f"rnn{steps}.py").write_text(source)
+        assert run_cli("compile", tmp_path / f"rnn{steps}.py", "--target", "c", "--no-build",
+                       "-o", tmp_path / "out") == 0
+        c = (tmp_path / "out" / f"rnn{steps}.c").read_text()
+        counts[steps] = (c.count("Wh["), c.count("for ("))
+    assert counts[5][0] == counts[20][0] <= 4  # h @ Wh and its two backward products
+    assert counts[20][1] < 1.5 * counts[5][1]  # only the per-step index copies differ

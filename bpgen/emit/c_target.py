@@ -32,6 +32,7 @@ from ..compiler import Compiled
 from ..ir import IR, N_SAMPLES, is_batch_sum
 from ..tensor import Structural
 from .c_nests import Nests, ref, size
+from .c_outline import outline
 from .cloops import Stmt, fuse, nest, render
 from .common import Target, Value, api_data, print_expr
 from .printers import CPrinter
@@ -298,6 +299,7 @@ def prepare(compiled: Compiled) -> dict:
         forward.block += nest([("_z", "_m"), ("_i", str(n))] if shape else [("_z", "_m")],
                               [Stmt(f"_out[{k}][(_i0 + _z)*{n}"
                                     f"{' + _i' if shape else ''}] = {value};")])
+    nests = outline(functions.values(), names.values(), REAL)
     helpers = set()
     for f in functions.values():
         for h in f.helpers:
@@ -307,6 +309,7 @@ def prepare(compiled: Compiled) -> dict:
     return dict(api_data(compiled), real=REAL, lanes=LANES, block=block, align=ALIGN,
                 functions={k: rendered(f) for k, f in functions.items()},
                 helpers=sorted(helpers), values=values, grad_space=grad_space,
+                nests=nests,
                 param_offsets=offsets([size(p.shape) for p in ir.params]),
                 work=max(f.work for f in functions.values()), contiguous=True,
                 cflags=("-std=c99", "-O3", "-march=native", "-ffp-contract=fast"),

@@ -85,15 +85,21 @@ def nest(loops, body, fusable=False) -> list:
     return nodes
 
 
+MAX_FUSED = 16  # statements in one fused loop: beyond, the C compiler's work grows fast
+
+
 def fuse(nodes) -> list:
     """Neighbouring loops with the same header that are both marked `fusable` (elementwise
     loops that call no math function: such a loop vectorises best by itself) become one
-    loop, their bodies in order."""
+    loop, their bodies in order, up to MAX_FUSED statements (a deep chain's backward pass
+    would otherwise be one loop of hundreds, which takes gcc minutes; loops of 16 repeat,
+    and the repeats are compiled once, see c_outline)."""
     out: list = []
     for node in nodes:
         prev = out[-1] if out else None
         if isinstance(node, For) and isinstance(prev, For) and prev.header == node.header \
-                and prev.fusable and node.fusable:
+                and prev.fusable and node.fusable and \
+                len(prev.body) + len(node.body) <= MAX_FUSED:
             prev.body = fuse(prev.body + node.body)
         else:
             out.append(node)

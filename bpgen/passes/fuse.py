@@ -83,7 +83,7 @@ def run(ir: IR) -> IR:
 
     for eq in ir.equations:
         if eq.role == FORWARD and not isinstance(eq.rhs, Einsum):
-            rhs = eq.rhs.replace(lambda n: n.is_Add, lambda n: join(n, eq))
+            rhs = eq.rhs.replace(lambda n: n.is_Add, lambda n, eq=eq: join(n, eq))
             eq = eq.replace_rhs(rhs)
         equations.append(eq)
     if not fused:

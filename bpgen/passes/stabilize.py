@@ -163,6 +163,6 @@ def run(ir: IR) -> IR:
                            for f, plan in zip(factors, plans)))
 
     for eq in ir.equations:
-        rhs = eq.rhs.replace(lambda n: isinstance(n, sympy.log), lambda n: visit(n, eq))
+        rhs = eq.rhs.replace(lambda n: isinstance(n, sympy.log), lambda n, eq=eq: visit(n, eq))
         equations.append(eq.replace_rhs(rhs))
     return ir.with_equations(equations)
