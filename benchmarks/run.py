@@ -183,6 +183,21 @@ def hand_cnn(p, d):
                   "V": flat.T @ d_logits, "bv": d_logits.sum(axis=0)}
 
 
+def compile_example(out, example: str, network: str, name: str):
+    """The example's network compiled under another name (so it does not meet generated/)."""
+    source = (ROOT / "examples" / example).read_text()
+    assert f'Network("{network}")' in source
+    return compile_net(source.replace(f'Network("{network}")', f'Network("{name}")'), out,
+                       name)
+
+
+def check_all(modules, label, params, data, want):
+    """Every compiled module's value_and_grad agrees with the hand-written one to 1e-9."""
+    for suffix, numpy_module, c_module in modules:
+        check_close(f"numpy {label}{suffix}", numpy_module.value_and_grad(params, data), want)
+        check_close(f"c {label}{suffix}", c_module.value_and_grad(params, data), want)
+
+
 def check_close(name, got, want):
     value, grads = got
     assert abs(value - want[0]) <= 1e-9 * abs(want[0]), name
@@ -236,10 +251,7 @@ def bench_seed(modules, repeat, frameworks):
     rng = np.random.default_rng(0)
     data = {"x1": rng.normal(size=n), "x2": rng.normal(size=n), "y": rng.normal(size=n)}
     params = modules[0][1].init_params(0)
-    want = hand_seed(params, data)
-    for suffix, gen, gen_c in modules:
-        check_close(f"numpy{suffix}", gen.value_and_grad(params, data), want)
-        check_close(f"c{suffix}", gen_c.value_and_grad(params, data), want)
+    check_all(modules, "seed", params, data, hand_seed(params, data))
     print(f"seed network 2-2-1, N = {n:,}, summed loss, value_and_grad "
           "(ratio: against hand-written NumPy)")
     base = median_time(lambda: hand_seed(params, data), repeat)
@@ -290,10 +302,7 @@ def bench_chain(out, repeat):
     rng = np.random.default_rng(1)
     data = {"x": rng.normal(size=n), "y": rng.normal(size=n)}
     params = {k: float(v) for k, v in zip(gen.PARAMS, rng.normal(0, 0.7, len(gen.PARAMS)))}
-    want = hand_chain(params, data, depth)
-    for suffix, numpy_module, c_module in modules:
-        check_close(f"numpy chain{suffix}", numpy_module.value_and_grad(params, data), want)
-        check_close(f"c chain{suffix}", c_module.value_and_grad(params, data), want)
+    check_all(modules, "chain", params, data, hand_chain(params, data, depth))
     print(f"32-layer width-2 chain, N = {n:,} (ratio: against hand-written NumPy backprop)")
     calls = [(f"{label} loss only (forward)", fn)
              for label, fn in contenders(modules, "loss", params, data)]
@@ -308,19 +317,14 @@ def bench_chain(out, repeat):
 
 def bench_mlp(out, repeat, frameworks):
     n = 256
-    mlp_source = (ROOT / "examples" / "mlp_digits.py").read_text()
-    modules = compile_net(mlp_source.replace('Network("mlp")', 'Network("mlpbench")'),
-                          out, "mlpbench")
+    modules = compile_example(out, "mlp_digits.py", "mlp", "mlpbench")
     gen = modules[0][1]
     rng = np.random.default_rng(2)
     data = {"x": rng.random((n, 64)), "y": np.eye(10)[rng.integers(0, 10, n)]}
     params = gen.init_params(0)
     params["b1"] = rng.normal(0, 0.1, 32)
     params["b2"] = rng.normal(0, 0.1, 10)
-    want = hand_mlp(params, data)
-    for suffix, numpy_module, c_module in modules:
-        check_close(f"numpy mlp{suffix}", numpy_module.value_and_grad(params, data), want)
-        check_close(f"c mlp{suffix}", c_module.value_and_grad(params, data), want)
+    check_all(modules, "mlp", params, data, hand_mlp(params, data))
     print(f"64-32-10 MLP (examples/mlp_digits.py), batch {n}, one value_and_grad "
           "(ratio: against hand-written NumPy)")
     base = median_time(lambda: hand_mlp(params, data), repeat, 20)
@@ -347,18 +351,14 @@ def bench_mlp(out, repeat, frameworks):
 
 def bench_cnn(out, repeat, frameworks):
     n = 256
-    source = (ROOT / "examples" / "cnn_digits.py").read_text()
-    modules = compile_net(source.replace('Network("cnn_digits")', 'Network("cnnbench")'),
-                          out, "cnnbench")
+    modules = compile_example(out, "cnn_digits.py", "cnn_digits", "cnnbench")
     gen = modules[0][1]
     rng = np.random.default_rng(4)
     data = {"img": rng.random((n, 8, 8, 1)), "label": rng.integers(0, 10, n)}
     params = gen.init_params(0)
     params["kb"] = rng.normal(0, 0.1, params["kb"].shape)
     want = hand_cnn(params, data)
-    for suffix, numpy_module, c_module in modules:
-        check_close(f"numpy cnn{suffix}", numpy_module.value_and_grad(params, data), want)
-        check_close(f"c cnn{suffix}", c_module.value_and_grad(params, data), want)
+    check_all(modules, "cnn", params, data, want)
     print(f"convolutional network (examples/cnn_digits.py: 3x3 conv to 16 maps, relu, 2x2 "
           f"max pool, linear), batch {n}, one value_and_grad (ratio: against hand-written "
           "NumPy im2col backprop)")

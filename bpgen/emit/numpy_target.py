@@ -239,6 +239,7 @@ def matmuls_inline(ir: IR, names, batched) -> dict:
     `h = np.tanh(b1 + x @ W1)`, the way the user wrote it."""
     uses = _uses(ir)
     out = {}
+    shapes = ir.shapes()
     for eq, reader in zip(ir.equations, ir.equations[1:]):
         if eq.anonymous and isinstance(eq.rhs, Einsum) and not eq.rhs.batch_sum \
                 and uses.get(eq.lhs) == 1 and eq.lhs in reader.rhs.free_symbols \
@@ -246,7 +247,7 @@ def matmuls_inline(ir: IR, names, batched) -> dict:
                 and reader.shape == eq.shape and (eq.lhs in batched) == (reader.lhs in batched):
             ins, o = full_subscripts(eq.rhs, batched)
             if matmul_form(ins, o, [len(s) for s in ins]) is not None:
-                out[eq.lhs] = einsum_text(eq.rhs, names, batched, ir.shapes())
+                out[eq.lhs] = einsum_text(eq.rhs, names, batched, shapes)
     return out
 
 
