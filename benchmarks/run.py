@@ -3,7 +3,7 @@
     python benchmarks/run.py            # all benchmarks (about a minute)
     python benchmarks/run.py --quick    # fewer repetitions
     python benchmarks/run.py --only mlp # one benchmark (seed, latency, chain, mlp, cnn,
-                                        # compile, sequence)
+                                        # hvp, train, compile, sequence)
     python benchmarks/run.py --against /tmp/base   # also another bpgen checkout's output
 
 Every figure is a median over repeated calls; ratios are against a baseline measured in
@@ -416,6 +416,83 @@ def bench_sequence(out):
               f"({size / 1024:6.1f} KiB of C)")
 
 
+def bench_hvp(out, repeat):
+    """hvp against value_and_grad of the same module: what a Hessian-vector product
+    costs in gradients (forward-over-reverse: about 2-4 in theory)."""
+    rng = np.random.default_rng(4)
+    mlp = compile_example(out, "mlp_digits.py", "mlp", "mlphvp")[0]
+    n = 256
+    mlp_case = (mlp, mlp[1].init_params(0),
+                {"x": rng.random((n, 64)), "y": np.eye(10)[rng.integers(0, 10, n)]},
+                f"64-32-10 MLP, batch {n}", 20, "us")
+    seed = compile_example(out, "seed.py", "seed", "seedhvp")[0]
+    n = 100_000
+    seed_case = (seed, seed[1].init_params(0),
+                 {k: rng.normal(size=n) for k in ("x1", "x2", "y")}, f"seed 2-2-1, N = {n:,}",
+                 1, "ms")
+    print("hvp (exact Hessian-vector product) against value_and_grad, same module "
+          "(ratio: hvp / value_and_grad)")
+    for (_, gen, gen_c), params, data, label, number, unit in (mlp_case, seed_case):
+        v = {k: rng.normal(size=np.shape(p)) for k, p in params.items()}
+        for target, module in (("NumPy", gen), ("C", gen_c)):
+            race(f"{label}, {target} value_and_grad",
+                 lambda m=module, p=params, d=data: m.value_and_grad(p, d),
+                 [(f"{label}, {target} hvp",
+                   lambda m=module, p=params, d=data, v=v: m.hvp(p, d, v))],
+                 repeat, number, unit)
+
+
+def bench_train(out, repeat, frameworks):
+    """Minibatch Adam on the digits MLP: the whole loop in C against the loop a user would
+    write in Python around value_and_grad (the baseline), per step."""
+    n, batch, steps = 1437, 32, 450  # the digits training set's size; 10 epochs
+    rng = np.random.default_rng(5)
+    data = {"x": rng.random((n, 64)), "y": np.eye(10)[rng.integers(0, 10, n)]}
+    _, gen, gen_c = compile_example(out, "mlp_digits.py", "mlp", "mlptrain")[0]
+    params = gen.init_params(0)
+    per_epoch = -(-n // batch)
+
+    def python_loop(module=gen_c):
+        """Adam (PyTorch's formulas) around value_and_grad_flat, batches by NumPy."""
+        flat = module.pack(params)
+        m, v = np.zeros_like(flat), np.zeros_like(flat)
+        for t in range(steps):
+            if t % per_epoch == 0:
+                order = rng.permutation(n)
+            take = order[t % per_epoch * batch:(t % per_epoch + 1) * batch]
+            _, g = module.value_and_grad_flat(flat, {k: a[take] for k, a in data.items()})
+            m += 0.1 * (g - m)
+            v = 0.999 * v + 0.001 * g * g
+            flat = flat - 0.01 / (1 - 0.9**(t + 1)) * (
+                m / (np.sqrt(v) / np.sqrt(1 - 0.999**(t + 1)) + 1e-8))
+    print(f"minibatch Adam on the 64-32-10 MLP, n = {n}, batch {batch}, {steps} steps, time "
+          "per step (ratio: against a Python loop around the C module's value_and_grad_flat)")
+    others = [(f"bpgen {label} train", lambda m=module: m.train(
+        params, data, 0.01, steps, optimizer="adam", batch_size=batch, progress=False))
+        for label, module in (("C", gen_c), ("NumPy", gen))]
+    if "torch" in frameworks:
+        torch = frameworks["torch"]
+        tdata = {k: torch.tensor(a) for k, a in data.items()}
+
+        def torch_loop():
+            tp = {k: torch.tensor(a, requires_grad=True) for k, a in params.items()}
+            opt = torch.optim.Adam(list(tp.values()), lr=0.01)
+            for t in range(steps):
+                if t % per_epoch == 0:
+                    order = torch.randperm(n)
+                take = order[t % per_epoch * batch:(t % per_epoch + 1) * batch]
+                x, y = tdata["x"][take], tdata["y"][take]
+                opt.zero_grad()
+                logits = torch.tanh(x @ tp["W1"] + tp["b1"]) @ tp["W2"] + tp["b2"]
+                (torch.logsumexp(logits, 1) - (y * logits).sum(1)).mean().backward()
+                opt.step()
+        others.append(("PyTorch loop, torch.optim.Adam, 1 thread", torch_loop))
+    times = median_times([python_loop] + [fn for _, fn in others], max(3, repeat // 4))
+    row("Python loop around C value_and_grad_flat", times[0] / steps, times[0] / steps, "us")
+    for (label, _), t in zip(others, times[1:]):
+        row(label, t / steps, times[0] / steps, "us")
+
+
 def bench_compile(out):
     print("compile time and generated size of the deep chain (NumPy + C sources, and the "
           "C library built; ratio: against 16 layers)")
@@ -437,15 +514,16 @@ def bench_compile(out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--only", choices=["seed", "latency", "chain", "mlp", "cnn", "compile",
-                                           "sequence"],
+    parser.add_argument("--only", choices=["seed", "latency", "chain", "mlp", "cnn", "hvp",
+                                           "train", "compile", "sequence"],
                         action="append", help="run only these benchmarks (repeatable)")
     parser.add_argument("--against", type=Path, metavar="TREE",
                         help="also time the output of the bpgen in TREE (another checkout)")
     args = parser.parse_args()
     global AGAINST
     AGAINST = args.against.resolve() if args.against else None
-    wanted = set(args.only or ["seed", "latency", "chain", "mlp", "cnn", "compile", "sequence"])
+    wanted = set(args.only or ["seed", "latency", "chain", "mlp", "cnn", "hvp", "train",
+                               "compile", "sequence"])
     repeat = 5 if args.quick else 21
     frameworks = optional_frameworks()
     print(f"bpgen {bp.__version__}, NumPy {np.__version__}, Python {sys.version.split()[0]}; "
@@ -464,6 +542,10 @@ def main():
             bench_mlp(out, repeat, frameworks)
         if "cnn" in wanted:
             bench_cnn(out, repeat, frameworks)
+        if "hvp" in wanted:
+            bench_hvp(out, repeat)
+        if "train" in wanted:
+            bench_train(out, repeat, frameworks)
         if "compile" in wanted:
             bench_compile(out)
         if "sequence" in wanted:

@@ -66,6 +66,8 @@ class Sweep:
     """The state of one reverse sweep: what is known of the IR, and the backward
     equations made so far (the `ctx` handed to VJP rules)."""
 
+    part_role = PART  # the role of the anonymous pieces `define` makes
+
     def __init__(self, ir: IR):
         self.ir = ir
         self.shapes = ir.shapes()
@@ -93,7 +95,8 @@ class Sweep:
                shape=None):
         """Append `name = rhs` (structural nodes inside it get equations of their own);
         `shape` is the shape of the value (its rhs's shape, or one it broadcasts to)."""
-        rhs = lower(rhs, lambda kind, sub: self.define(part(name), sub, origin, True, PART))
+        rhs = lower(rhs, lambda kind, sub: self.define(part(name), sub, origin, True,
+                                                       self.part_role))
         if isinstance(rhs, Reshape):  # a reshape of a reshape is one reshape, or none
             (inner,) = rhs.operands
             source = self.defs.get(inner)
@@ -104,7 +107,8 @@ class Sweep:
         if anonymous and rhs in self.made:
             return self.made[rhs]
         shape = self.shape(rhs) if shape is None else shape
-        lhs = make_symbol((numbered if role == PART else fresh)(name, self.taken), shape)
+        lhs = make_symbol((numbered if role == self.part_role else fresh)(name, self.taken),
+                          shape)
         self.shapes[lhs] = shape
         self.defs[lhs] = rhs
         if anonymous and isinstance(rhs, Structural):

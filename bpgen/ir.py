@@ -31,9 +31,11 @@ from .tensor import Einsum, ShapeError, broadcast, make_symbol, shape_of
 N_SAMPLES = sympy.Symbol("_n", positive=True)
 
 #: Equation roles. `total` is the loss summed over the samples of a batch; `part` a piece
-#: of the backward pass that is not the adjoint of a value (a contribution being summed).
+#: of the backward pass that is not the adjoint of a value (a contribution being summed);
+#: `tangent` a value's derivative along a direction of the parameters (bpgen.jvp).
 FORWARD, LOSS, TOTAL = "forward", "loss", "total"
 ADJOINT, PART, GRAD, TEMP = "adjoint", "part", "grad", "temp"
+TANGENT = "tangent"
 BACKWARD = (ADJOINT, PART, GRAD)
 
 

@@ -48,9 +48,11 @@ C_SIZED = re.compile(r"u?int(_least|_fast)?(8|16|32|64)_t|U?INT(_LEAST|_FAST)?(8
 #: arguments and functions. Every other internal name starts with `_`, which no legal()
 #: name does, so `x`, `n`, `i`, `m`, `out` stay the user's.
 GENERATED_RESERVED = set("""
-np numpy math ctypes hashlib os shlex shutil subprocess sys tempfile threading
+np numpy math ctypes hashlib os shlex shutil subprocess sys tempfile threading time
 params data lr steps seed check_finite
-loss forward value_and_grad sgd_step init_params train
+loss forward value_and_grad hvp sgd_step init_params train
+pack unpack value_and_grad_flat hvp_flat save_params load_params init_state step
+permutation cosine_lr step_lr OPTIMIZERS N_FLAT
 PARAMS INPUTS SHAPES VALUES REDUCE BPGEN_SET CFLAGS SOURCE HEADER LIBRARY
 compiler flags build
 """.split())
@@ -63,9 +65,11 @@ def reserved(text: str) -> bool:
 
 
 #: The C functions `<network>_...` and macros `<NETWORK>_...` of a generated library.
-C_API = ("loss", "value_and_grad", "forward", "sgd_step", "train", "work_size", "bpgen_set")
+C_API = ("loss", "value_and_grad", "forward", "hvp", "sgd_step", "train", "work_size",
+         "bpgen_set", "optimize", "train_size", "value_and_grad_flat", "hvp_flat")
 C_MACROS = ("BLOCK", "LANES", "WORK", "N_PARAMS", "N_INPUTS", "N_VALUES", "PARAM_SIZES",
-            "INPUT_SIZES", "VALUE_SIZES")
+            "INPUT_SIZES", "VALUE_SIZES", "N_FLAT", "N_SETTINGS", "INPUT_SIZES_0", "SGD",
+            "MOMENTUM", "ADAM", "ADAMW")
 
 
 def legal(name: str, network: str = "") -> str:

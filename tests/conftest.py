@@ -81,11 +81,14 @@ int main(void)
         long n = sizes[s];
         int k;
         double *params[M(_N_PARAMS)], *grad[M(_N_PARAMS)], *inputs[M(_N_INPUTS)];
+        double *tangents[M(_N_PARAMS)], *hv[M(_N_PARAMS)];
         double *values[M(_N_VALUES) + 1], losses[3];
         double *work = malloc((size_t)F(_work_size)(n) * sizeof(double));
         for (k = 0; k < M(_N_PARAMS); ++k) {
             params[k] = fill(psize[k]);
             grad[k] = fill(psize[k]);
+            tangents[k] = fill(psize[k]);
+            hv[k] = fill(psize[k]);
         }
         for (k = 0; k < M(_N_INPUTS); ++k)
             inputs[k] = fill(n * isize[k]);
@@ -97,13 +100,47 @@ int main(void)
                                           (const double *const *)inputs, n, grad, work));
         F(_forward)((const double *const *)params, (const double *const *)inputs, n, values,
                     work);
+        F(_hvp)((const double *const *)params, (const double *const *)tangents,
+                (const double *const *)inputs, n, hv, work);
+        printf("%g ", hv[0][0]);
         printf("%g ", F(_sgd_step)(params, (const double *const *)inputs, n, 0.01, work));
         F(_train)(params, (const double *const *)inputs, n, 0.01, 3, losses, work);
         F(_train)(params, (const double *const *)inputs, n, 0.01, 2, NULL, work);
-        printf("%g\n", losses[2]);
+        printf("%g ", losses[2]);
+        {   /* the flat entry points, and every optimiser on minibatches that do not divide n */
+            double *flat = fill(M(_N_FLAT)), *direction = fill(M(_N_FLAT));
+            double *flat_grad = fill(M(_N_FLAT)), settings[M(_N_SETTINGS)];
+            double rates[7] = {0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01}, curve[7];
+            double *state = malloc((size_t)F(_train_size)(3) * sizeof(double));
+            long *order = malloc((size_t)n * sizeof(long));
+            int o;
+            printf("%g ", F(_value_and_grad_flat)(flat, (const double *const *)inputs, n,
+                                                   flat_grad, work));
+            F(_hvp_flat)(flat, direction, (const double *const *)inputs, n, flat_grad, work);
+            for (o = M(_SGD); o <= M(_ADAMW); ++o) {
+                long i;
+                for (i = 0; i < F(_train_size)(3); ++i)
+                    state[i] = 0;
+                for (i = 0; i < M(_N_SETTINGS); ++i)
+                    settings[i] = 0.5;  /* momentum, nesterov, betas, eps, decay, clip */
+                F(_optimize)(params, (const double *const *)inputs, n, o, settings, 3, o % 2,
+                             (uint64_t)s, 0, 4, rates, curve, state, order, work);
+                F(_optimize)(params, (const double *const *)inputs, n, o, settings, 3, 1,
+                             (uint64_t)s, 4, 3, rates, NULL, state, order, work);
+                printf("%g ", curve[3]);
+            }
+            free(flat);
+            free(direction);
+            free(flat_grad);
+            free(state);
+            free(order);
+        }
+        printf("\n");
         for (k = 0; k < M(_N_PARAMS); ++k) {
             free(params[k]);
             free(grad[k]);
+            free(tangents[k]);
+            free(hv[k]);
         }
         for (k = 0; k < M(_N_INPUTS); ++k)
             free(inputs[k]);

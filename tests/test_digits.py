@@ -1,6 +1,8 @@
 """The examples on real data: examples/{mlp,rnn,cnn}_digits.py trained by examples/scripts/
 train_digits.py on scikit-learn's digits reach their held-out accuracies on both targets
-(the MLP in 8 epochs, the recurrent and convolutional networks in their full 30)."""
+with minibatch Adam and a cosine schedule (the MLP in 6 epochs, the recurrent and
+convolutional networks in 20); full-batch gradient descent on the MLP reaches 95% only
+after hundreds of epochs."""
 
 import re
 
@@ -9,9 +11,9 @@ import pytest
 from conftest import ROOT, import_file, run_cli
 
 CASES = [  # model, example file, epochs, held-out accuracy it must reach
-    ("mlp", "mlp_digits.py", 8, 0.95),
-    ("rnn", "rnn_digits.py", 30, 0.95),
-    ("cnn", "cnn_digits.py", 30, 0.97),
+    ("mlp", "mlp_digits.py", 6, 0.97),
+    ("rnn", "rnn_digits.py", 20, 0.97),
+    ("cnn", "cnn_digits.py", 20, 0.97),
 ]
 
 
@@ -27,7 +29,7 @@ def test_digits_reach_their_accuracy_on_both_targets(tmp_path, model, example, e
     assert set(results) == {name, name + "_c"}
     for target, accuracy in results.items():
         assert accuracy >= wanted, (target, accuracy)
-    epoch_lines = [ln for ln in lines if " epoch " in ln]
+    epoch_lines = [ln for ln in lines if re.search(r" epoch +\d+/", ln)]
     assert len(epoch_lines) == 2 * epochs
     assert re.match(rf"{name} +epoch +{epochs}/{epochs}  loss \d", epoch_lines[epochs - 1])
     # same initial parameters, same minibatches: the two targets train alike

@@ -26,7 +26,7 @@ IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 DECLARED = re.compile(r"\b(?:bp_real|double|float|long|int|int64_t)\s+(?:\*\s*restrict\s+)?"
                       r"([A-Za-z_]\w*)")
 #: Names of the enclosing function: a nest that uses one stays where it is.
-ENCLOSING = {"_out", "_grad", "_params", "_data", "_work", "_n", "_i0"}
+ENCLOSING = {"_out", "_grad", "_params", "_tangents", "_data", "_work", "_n", "_i0"}
 MIN_COPIES = 2  # a nest that occurs once stays inline, where it reads best
 
 

@@ -135,19 +135,22 @@ def phases(ir: IR, totals: set, batched: set) -> dict:
     return where
 
 
-def function(ir: IR, names: dict, block: int, outputs: dict) -> Function:
-    """`outputs`: symbol -> the caller's array that receives it (`grad[k]`, `_out[k]`)."""
+def function(ir: IR, names: dict, block: int, outputs: dict, n_params=None) -> Function:
+    """`outputs`: symbol -> the caller's array that receives it (`grad[k]`, `_out[k]`).
+    Parameters after the first `n_params` (hvp's direction) come from `_tangents`."""
     b = Builder(ir, names, block)
     f = Function()
     nests = Nests(b)
     where = phases(ir, b.totals, b.batched)
     read = set().union(*(e.rhs.free_symbols for e in ir.equations),
                        *(r.expr.free_symbols for r in ir.results))
+    n_params = len(ir.params) if n_params is None else n_params
     for k, v in enumerate(ir.params):
+        table = f"_params[{k}]" if k < n_params else f"_tangents[{k - n_params}]"
         if v.symbol in read:
-            f.pointers.append(Stmt(f"const {REAL} {names[v.symbol]} = _params[{k}][0];")
+            f.pointers.append(Stmt(f"const {REAL} {names[v.symbol]} = {table}[0];")
                               if not v.shape else
-                              Stmt(f"const {REAL} *restrict {names[v.symbol]} = _params[{k}];"))
+                              Stmt(f"const {REAL} *restrict {names[v.symbol]} = {table};"))
     for k, v in enumerate(ir.inputs):
         if v.symbol in read:
             f.block_pointers.append(Stmt(f"const {REAL} *restrict {names[v.symbol]} = "
@@ -192,19 +195,21 @@ def function(ir: IR, names: dict, block: int, outputs: dict) -> Function:
     return f
 
 
-def result_nodes(ir: IR, names: dict, f: Function, targets: dict) -> list:
-    """The gradients: scaled in place where they were summed into the caller's array,
-    else grad[k] = their expression (a scalar's total times 1/n, or zero)."""
+def result_nodes(ir: IR, names: dict, f: Function, targets: dict, first: int = 1,
+                 array: str = "_grad") -> list:
+    """The gradients (results from `first` on, one per parameter, into `array`): scaled
+    in place where they were summed into the caller's array, else grad[k] = their
+    expression (a scalar's total times 1/n, or zero)."""
     shapes = ir.shapes()
     nodes = []
-    for k, r in enumerate(ir.results[1:]):
+    for k, r in enumerate(ir.results[first:]):
         n = size(ir.params[k].shape)
         symbols = r.expr.free_symbols - {N_SAMPLES}
         at = "_i" if n > 1 else "0"
         texts = {s: f"{names[s]}[{at}]" if shapes[s] else names[s] for s in symbols}
         printer = CPrinter({**texts, N_SAMPLES: f"({REAL})_n"})
         (symbol,) = symbols if len(symbols) == 1 else (None,)
-        if symbol is not None and targets.get(symbol) == f"_grad[{k}]":
+        if symbol is not None and targets.get(symbol) == f"{array}[{k}]":
             factor = r.expr / symbol
             if factor != 1:
                 nodes += nest([("_i", str(n))], [Stmt(f"{names[symbol]}[_i] *= "
@@ -212,24 +217,26 @@ def result_nodes(ir: IR, names: dict, f: Function, targets: dict) -> list:
             continue
         value = print_expr(printer, r.expr, None, "c")
         f.helpers |= printer.helpers
-        nodes += nest([("_i", str(n))] if n > 1 else [], [Stmt(f"_grad[{k}][{at}] = {value};")])
+        nodes += nest([("_i", str(n))] if n > 1 else [],
+                      [Stmt(f"{array}[{k}][{at}] = {value};")])
     return nodes
 
 
-def grad_targets(ir: IR) -> dict:
-    """Gradients summed straight into the caller's array: a result `c*d_p` whose d_p is
-    an array made by an equation and read by no other result."""
+def grad_targets(ir: IR, first: int = 1, array: str = "_grad") -> dict:
+    """Gradients summed straight into the caller's array: a result `c*d_p` (from
+    `first` on, into `array`) whose d_p is an array made by an equation and read by no
+    other result."""
     defined = {eq.lhs for eq in ir.equations}
     shapes = ir.shapes()
     out = {}
-    for k, r in enumerate(ir.results[1:]):
+    for k, r in enumerate(ir.results[first:]):
         symbols = r.expr.free_symbols - {N_SAMPLES}
         if len(symbols) != 1:
             continue
         (symbol,) = symbols
         if symbol in defined and shapes[symbol] and symbol not in out and \
                 (r.expr / symbol).free_symbols <= {N_SAMPLES}:
-            out[symbol] = f"_grad[{k}]"
+            out[symbol] = f"{array}[{k}]"
     return out
 
 
@@ -269,7 +276,8 @@ def rendered(f: Function) -> Rendered:
 def prepare(compiled: Compiled) -> dict:
     ir, names = compiled.ir, compiled.names
     programs = compiled.programs
-    block = block_size(programs.values())
+    # hvp uses the others' block: adding it changes nothing in them
+    block = block_size([programs[k] for k in ("loss", "forward", "value_and_grad")])
     vg, fwd, loss_ir = programs["value_and_grad"], programs["forward"], programs["loss"]
     targets = grad_targets(vg)
     functions = {"loss": function(loss_ir, names, block, {}),
@@ -279,6 +287,11 @@ def prepare(compiled: Compiled) -> dict:
                      if r.expr in fwd.batched()})}
     functions["value_and_grad"].epilogue += result_nodes(vg, names,
                                                          functions["value_and_grad"], targets)
+    hvp = programs["hvp"]
+    hvp_targets = grad_targets(hvp, 0, "_out")
+    functions["hvp"] = function(hvp, names, block, hvp_targets, len(ir.params))
+    functions["hvp"].epilogue += result_nodes(hvp, names, functions["hvp"], hvp_targets, 0,
+                                              "_out")
     for key, program in (("loss", loss_ir), ("value_and_grad", vg)):
         printer = CPrinter({**{s: names[s] for s in program.results[0].expr.free_symbols
                                if s != N_SAMPLES}, N_SAMPLES: f"({REAL})_n"})

@@ -154,12 +154,15 @@ def api_data(compiled) -> dict:
     def value(v):
         return Value(v.name, names[v.symbol], v.shape, math.prod(v.shape))
     labels = {symbol: count for symbol, count in ir.classes}
+    sizes = [math.prod(v.shape) for v in ir.params]  # pack(params): one after another
+    flat_offsets = [sum(sizes[:k]) for k in range(len(sizes))]
     return dict(name=ir.name, source=ir.source, reduce=ir.reduce, loss_key=ir.loss.name,
                 labels=[Label(v.name, labels[v.symbol]) for v in ir.inputs
                         if v.symbol in labels],
                 params=[value(v) for v in ir.params], inputs=[value(v) for v in ir.inputs],
                 constants=[constant_data(v, names[v.symbol]) for v in ir.constants],
-                init=init_spec(ir), init_std=INIT_STD, dtype=DTYPE, dtype_c=C_TYPE)
+                init=init_spec(ir), init_std=INIT_STD, dtype=DTYPE, dtype_c=C_TYPE,
+                offsets=flat_offsets, n_flat=sum(sizes))
 
 
 # -- programs --------------------------------------------------------------------------
@@ -169,6 +172,7 @@ class Line:
     rhs: str
     batched: bool
     backward: bool
+    tangent: bool = False  # of the tangent sweep (hvp), after the backward pass
 
 
 @dataclass(frozen=True)
@@ -189,11 +193,15 @@ class Program:
 
     @property
     def forward(self):
-        return [ln for ln in self.lines if not ln.backward]
+        return [ln for ln in self.lines if not ln.backward and not ln.tangent]
 
     @property
     def backward(self):
-        return [ln for ln in self.lines if ln.backward]
+        return [ln for ln in self.lines if ln.backward and not ln.tangent]
+
+    @property
+    def tangent(self):
+        return [ln for ln in self.lines if ln.tangent]
 
 
 class UnsupportedFunction(CompileError):

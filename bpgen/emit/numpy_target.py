@@ -20,13 +20,14 @@ in Python. Lowering choices, made from the IR:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from math import prod
 
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
 from ..compiler import Compiled
-from ..ir import BACKWARD, IR, N_SAMPLES, is_batch_sum
+from ..ir import BACKWARD, IR, N_SAMPLES, TANGENT, is_batch_sum
 from ..passes import one_sample
 from ..nodes import Assemble, Concat, Extreme, Index, key_text
 from ..tensor import (Einsum, LogSumExp, Reshape, Structural, matmul_form, shape_of,
@@ -278,14 +279,16 @@ def program(ir: IR, names: dict, free_memory: bool) -> Program:
     printer = ArrayPrinter(names, shapes, batched, inline)
     by_lhs = {eq.lhs: eq for eq in ir.equations}
     skipped = set(inline) | {source.lhs for source in summed.values()}
-    lines, reads, in_backward = [], [], False
+    lines, reads, in_backward, in_tangent = [], [], False, False
     for eq in ir.equations:
         in_backward = in_backward or eq.role in BACKWARD
+        in_tangent = in_tangent or eq.role == TANGENT
         if eq.lhs in skipped:
             continue
         is_batched = eq.lhs in batched
         if isinstance(eq.rhs, Assemble):
-            lines += assemble_lines(eq, names, batched, in_backward)
+            lines += [replace(ln, tangent=in_tangent)
+                      for ln in assemble_lines(eq, names, batched, in_backward)]
             reads.extend([set(eq.rhs.free_symbols)] * (len(eq.rhs.operands) + 1))
             continue
         if eq.lhs in summed:
@@ -300,7 +303,7 @@ def program(ir: IR, names: dict, free_memory: bool) -> Program:
             if shape_of(eq.rhs, shapes) != eq.shape or (is_batched and not rhs_batched):
                 full = (("_n",) if is_batched else ()) + tuple(str(d) for d in eq.shape)
                 text = f"np.broadcast_to({text}, {tuple_text(full)})"
-        lines.append(Line(names[eq.lhs], text, is_batched, in_backward))
+        lines.append(Line(names[eq.lhs], text, is_batched, in_backward, in_tangent))
         symbols = set(eq.rhs.free_symbols)
         for s in list(symbols & skipped):  # what an inlined equation reads is read here
             symbols |= by_lhs[s].rhs.free_symbols
@@ -335,7 +338,8 @@ def with_deletes(lines, reads, arrays, names) -> list:
     for k, line in enumerate(lines):
         out.append(line)
         if dead.get(k):
-            out.append(Line("", "del " + ", ".join(sorted(dead[k])), False, line.backward))
+            out.append(Line("", "del " + ", ".join(sorted(dead[k])), False, line.backward,
+                            line.tangent))
     return out
 
 
@@ -360,7 +364,8 @@ def prepare(compiled: Compiled) -> dict:
     names = compiled.names
     programs = {"loss": program(compiled.programs["loss"], names, True),
                 "value_and_grad": program(compiled.programs["value_and_grad"], names, True),
-                "forward": program(compiled.programs["forward"], names, False)}
+                "forward": program(compiled.programs["forward"], names, False),
+                "hvp": program(compiled.programs["hvp"], names, True)}
     scalar = None
     if compiled.ir.all_scalar():
         scalar = {k: scalar_program(compiled.programs[k], names)
@@ -373,7 +378,13 @@ def prepare(compiled: Compiled) -> dict:
            for eq in p.equations):
         helpers.add("_logsumexp")
     return dict(api_data(compiled), programs=programs, one_sample=scalar,
-                helpers=sorted(helpers), contiguous=False)
+                helpers=sorted(helpers), contiguous=False, directions=directions(compiled))
+
+
+def directions(compiled: Compiled) -> list[str]:
+    """The identifiers of hvp's direction, one per parameter (its extra arguments)."""
+    hvp = compiled.programs["hvp"]
+    return [compiled.names[v.symbol] for v in hvp.params[len(compiled.ir.params):]]
 
 
 TARGET = Target("numpy", (("numpy_module.py.j2", "{name}.py", "numpy", "#"),), prepare)
