@@ -3,7 +3,7 @@
     python benchmarks/run.py            # all benchmarks (about a minute)
     python benchmarks/run.py --quick    # fewer repetitions
     python benchmarks/run.py --only mlp # one benchmark (seed, latency, chain, mlp, cnn,
-                                        # hvp, train, compile, sequence)
+                                        # hvp, train, dask, compile, sequence)
     python benchmarks/run.py --against /tmp/base   # also another bpgen checkout's output
 
 Every figure is a median over repeated calls; ratios are against a baseline measured in
@@ -493,6 +493,47 @@ def bench_train(out, repeat, frameworks):
         row(label, t / steps, times[0] / steps, "us")
 
 
+def bench_dask(out, repeat):
+    """One full-batch gradient (an epoch's worth) of the digits MLP over 10^6 synthetic
+    samples: one process against bpgen.dask on a LocalCluster of 2 worker processes
+    (1 thread each) holding the data in 20 chunks."""
+    try:
+        import dask.array as da
+        from distributed import Client, LocalCluster
+
+        import bpgen.dask as bd
+    except ImportError:
+        print("dask: not installed (pip install '.[dask]')")
+        return
+    n, chunk = 1_000_000, 50_000
+    _, gen, gen_c = compile_example(out, "mlp_digits.py", "mlp", "mlpdask")[0]
+    params = gen.init_params(0)
+    rng = np.random.default_rng(6)
+    data = {"x": rng.random((n, 64)), "y": np.eye(10)[rng.integers(0, 10, n)]}
+    print(f"64-32-10 MLP, value_and_grad over n = {n:,} samples (ratio: against one "
+          "process, same module)")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        lazy = {k: client.persist(da.from_array(v, chunks=(chunk,) + v.shape[1:]))
+                for k, v in data.items()}
+        tiny = {k: client.persist(da.from_array(v[:200], chunks=(10,) + v.shape[1:]))
+                for k, v in data.items()}
+        for label, module in (("NumPy", gen), ("C", gen_c)):
+            bd.value_and_grad(module, params, lazy)  # ship and build on the workers
+            times = median_times([lambda m=module: m.value_and_grad(params, data),
+                                  lambda m=module: bd.value_and_grad(m, params, lazy),
+                                  lambda m=module: bd.value_and_grad(m, params, tiny)],
+                                 max(3, repeat // 4))
+            row(f"{label} module, one process", times[0], times[0])
+            row(f"{label} module, bpgen.dask, 2 workers, {n // chunk} chunks", times[1],
+                times[0])
+            print(f"  {label}: overhead per task (20 chunks of 10 samples) "
+                  f"{times[2] / 20 * 1e3:.2f} ms")
+        flat = gen.N_FLAT * 8
+        print(f"  per step, to each task: the parameters ({flat:,} bytes); to the caller: "
+              f"one vector of sums ({flat + 16:,} bytes); the samples never move")
+
+
 def bench_compile(out):
     print("compile time and generated size of the deep chain (NumPy + C sources, and the "
           "C library built; ratio: against 16 layers)")
@@ -515,7 +556,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--only", choices=["seed", "latency", "chain", "mlp", "cnn", "hvp",
-                                           "train", "compile", "sequence"],
+                                           "train", "dask", "compile", "sequence"],
                         action="append", help="run only these benchmarks (repeatable)")
     parser.add_argument("--against", type=Path, metavar="TREE",
                         help="also time the output of the bpgen in TREE (another checkout)")
@@ -523,7 +564,7 @@ def main():
     global AGAINST
     AGAINST = args.against.resolve() if args.against else None
     wanted = set(args.only or ["seed", "latency", "chain", "mlp", "cnn", "hvp", "train",
-                               "compile", "sequence"])
+                               "dask", "compile", "sequence"])
     repeat = 5 if args.quick else 21
     frameworks = optional_frameworks()
     print(f"bpgen {bp.__version__}, NumPy {np.__version__}, Python {sys.version.split()[0]}; "
@@ -546,6 +587,8 @@ def main():
             bench_hvp(out, repeat)
         if "train" in wanted:
             bench_train(out, repeat, frameworks)
+        if "dask" in wanted:
+            bench_dask(out, repeat)
         if "compile" in wanted:
             bench_compile(out)
         if "sequence" in wanted:

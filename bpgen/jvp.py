@@ -30,6 +30,7 @@ from .autodiff import Sweep
 from .errors import CompileError
 from .functions import equal
 from .ir import IR, N_SAMPLES, TANGENT, Result, Var
+from .vjp import registrar
 from .naming import fresh
 from .nodes import Assemble, Concat, Extreme, Index
 from .tensor import Einsum, LogSumExp, Reshape, make_symbol
@@ -38,14 +39,8 @@ from .tensor import Einsum, LogSumExp, Reshape, make_symbol
 #: right-hand side of t_v for `eq` (v = node(operands)), given `tangents` (operand ->
 #: its tangent symbol, absent where it has none), or None when t_v is zero.
 RULES: dict = {}
-
-
-def jvp(node_type):
-    """Register the decorated function as the JVP rule of `node_type`."""
-    def register(rule):
-        RULES[node_type] = rule
-        return rule
-    return register
+#: `@jvp(NodeType)` registers the decorated function as the JVP rule of NodeType.
+jvp = registrar(RULES)
 
 
 def elementwise_jvp(eq, tangents, ctx):

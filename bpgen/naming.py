@@ -52,7 +52,7 @@ np numpy math ctypes hashlib os shlex shutil subprocess sys tempfile threading t
 params data lr steps seed check_finite
 loss forward value_and_grad hvp sgd_step init_params train
 pack unpack value_and_grad_flat hvp_flat save_params load_params init_state step
-permutation cosine_lr step_lr OPTIMIZERS N_FLAT
+permutation cosine_lr step_lr OPTIMIZERS N_FLAT update
 PARAMS INPUTS SHAPES VALUES REDUCE BPGEN_SET CFLAGS SOURCE HEADER LIBRARY
 compiler flags build
 """.split())
@@ -66,7 +66,7 @@ def reserved(text: str) -> bool:
 
 #: The C functions `<network>_...` and macros `<NETWORK>_...` of a generated library.
 C_API = ("loss", "value_and_grad", "forward", "hvp", "sgd_step", "train", "work_size",
-         "bpgen_set", "optimize", "train_size", "value_and_grad_flat", "hvp_flat")
+         "bpgen_set", "optimize", "train_size", "value_and_grad_flat", "hvp_flat", "update")
 C_MACROS = ("BLOCK", "LANES", "WORK", "N_PARAMS", "N_INPUTS", "N_VALUES", "PARAM_SIZES",
             "INPUT_SIZES", "VALUE_SIZES", "N_FLAT", "N_SETTINGS", "INPUT_SIZES_0", "SGD",
             "MOMENTUM", "ADAM", "ADAMW")

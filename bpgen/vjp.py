@@ -17,12 +17,16 @@ Elementwise equations need no rule: SymPy differentiates them.
 
 from __future__ import annotations
 
+def registrar(table: dict):
+    """A decorator factory: `@deco(node_type)` stores the decorated rule in `table`."""
+    def deco(node_type):
+        def register(rule):
+            table[node_type] = rule
+            return rule
+        return register
+    return deco
+
+
 RULES: dict = {}
-
-
-def vjp(node_type):
-    """Register the decorated function as the VJP rule of `node_type`."""
-    def register(rule):
-        RULES[node_type] = rule
-        return rule
-    return register
+#: `@vjp(NodeType)` registers the decorated function as the VJP rule of NodeType.
+vjp = registrar(RULES)

@@ -117,6 +117,7 @@ int main(void)
             printf("%g ", F(_value_and_grad_flat)(flat, (const double *const *)inputs, n,
                                                    flat_grad, work));
             F(_hvp_flat)(flat, direction, (const double *const *)inputs, n, flat_grad, work);
+            F(_update)(params, flat_grad, M(_ADAMW), rates, 2, 0.01, direction, flat);
             for (o = M(_SGD); o <= M(_ADAMW); ++o) {
                 long i;
                 for (i = 0; i < F(_train_size)(3); ++i)

@@ -243,3 +243,23 @@ def test_a_schedule_that_gives_nan_is_named(zoo, target):
     params, data = network.draw(1, 5)
     with pytest.raises(ValueError, match=r"lr\(2\) must be finite"):
         network.module(target).train(params, data, lambda t: 0.1 if t < 2 else np.nan, 4)
+
+
+def test_update_from_an_accumulated_gradient_equals_step(tensor_nets, target):
+    """update() takes a gradient computed elsewhere: here the mean of two parts' means,
+    weighted by their sizes, is the whole batch's gradient."""
+    network = tensor_nets["mlp2"]
+    module = network.module(target)
+    params, data = network.draw(2, 20)
+    state = module.init_state(params, "adam", weight_decay=0.1, clip_norm=0.5)
+    parts = [{k: v[:8] for k, v in data.items()}, {k: v[8:] for k, v in data.items()}]
+    grads = [module.value_and_grad(params, part)[1] for part in parts]
+    total = {k: (8 * grads[0][k] + 12 * grads[1][k]) / 20 for k in params}
+    p, s = module.update(params, total, state, 0.01)
+    _, expected, expected_state = module.step(params, state, data, 0.01)
+    assert s["step"] == expected_state["step"] == 1
+    for k in params:
+        np.testing.assert_allclose(p[k], expected[k], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(s["v"], expected_state["v"], rtol=1e-12, atol=1e-300)
+    with pytest.raises(KeyError, match=r"parameter 'b3' is missing \(in grads\)"):
+        module.update(params, {k: g for k, g in total.items() if k != "b3"}, state, 0.01)
