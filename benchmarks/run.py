@@ -63,17 +63,19 @@ def load(path: Path, name: str):
 AGAINST: Path | None = None  # --against: another bpgen checkout
 
 
-def compile_net(source: str, out: Path, name: str):
-    """(label, NumPy module, C module) for this checkout, and for --against's if given."""
+def compile_net(source: str, out: Path, name: str, *options):
+    """(label, NumPy module, C module) for this checkout, and for --against's if given;
+    `options`: more options of bpgen compile (--hvp)."""
     net_file = out / f"{name}_net.py"
     net_file.write_text(source)
-    assert bpgen_main(["compile", str(net_file), "--target", "all", "-o", str(out)]) == 0
+    assert bpgen_main(["compile", str(net_file), "--target", "all", *options, "-o",
+                       str(out)]) == 0
     found = [("", load(out / f"{name}.py", f"bench_{name}"),
               load(out / f"{name}_c.py", f"bench_{name}_c"))]
     if AGAINST is not None:
         other = out / "against"
         subprocess.run([sys.executable, "-m", "bpgen", "compile", str(net_file), "--target",
-                        "all", "-o", str(other)], check=True, cwd=AGAINST,
+                        "all", *options, "-o", str(other)], check=True, cwd=AGAINST,
                        env={**os.environ, "PYTHONPATH": str(AGAINST)})
         found.append((f" ({AGAINST.name})", load(other / f"{name}.py", f"base_{name}"),
                       load(other / f"{name}_c.py", f"base_{name}_c")))
@@ -183,12 +185,12 @@ def hand_cnn(p, d):
                   "V": flat.T @ d_logits, "bv": d_logits.sum(axis=0)}
 
 
-def compile_example(out, example: str, network: str, name: str):
+def compile_example(out, example: str, network: str, name: str, *options):
     """The example's network compiled under another name (so it does not meet generated/)."""
     source = (ROOT / "examples" / example).read_text()
     assert f'Network("{network}")' in source
     return compile_net(source.replace(f'Network("{network}")', f'Network("{name}")'), out,
-                       name)
+                       name, *options)
 
 
 def check_all(modules, label, params, data, want):
@@ -420,12 +422,12 @@ def bench_hvp(out, repeat):
     """hvp against value_and_grad of the same module: what a Hessian-vector product
     costs in gradients (forward-over-reverse: about 2-4 in theory)."""
     rng = np.random.default_rng(4)
-    mlp = compile_example(out, "mlp_digits.py", "mlp", "mlphvp")[0]
+    mlp = compile_example(out, "mlp_digits.py", "mlp", "mlphvp", "--hvp")[0]
     n = 256
     mlp_case = (mlp, mlp[1].init_params(0),
                 {"x": rng.random((n, 64)), "y": np.eye(10)[rng.integers(0, 10, n)]},
                 f"64-32-10 MLP, batch {n}", 20, "us")
-    seed = compile_example(out, "seed.py", "seed", "seedhvp")[0]
+    seed = compile_example(out, "seed.py", "seed", "seedhvp", "--hvp")[0]
     n = 100_000
     seed_case = (seed, seed[1].init_params(0),
                  {k: rng.normal(size=n) for k in ("x1", "x2", "y")}, f"seed 2-2-1, N = {n:,}",

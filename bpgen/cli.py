@@ -69,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
                    help="write nothing; exit 1 and print a diff if DIR is out of date")
     c.add_argument("--force", action="store_true",
                    help="overwrite generated files even if they were edited by hand")
+    c.add_argument("--hvp", action="store_true",
+                   help="also generate exact Hessian-vector products (hvp, hvp_flat) for "
+                   "every network (one asks for them with bp.Network(name, hvp=True))")
     c.add_argument("--no-build", action="store_true",
                    help="with the C target, write sources but do not build the library")
     c.add_argument("-v", "--verbose", action="store_true",
@@ -250,6 +253,7 @@ def _compile(args, progress) -> int:
         net_file = split_spec(spec)[0]
         protect += [net_file, *imported]
         for net in networks:
+            net.hvp = net.hvp or args.hvp
             compiled = in_worker(compile_network, net, source_for(net_file, out_dir),
                                  lambda stage, n=net.name:
                                  progress.update(f"{n}: {stage or 'emit'}…"),

@@ -3,10 +3,10 @@
     from_network  ->  stabilize  ->  fuse  ->  differentiate  ->  passes.optimize  ->  (emit)
 
 `compile_network` builds the programs every target emits: `loss` (the loss only),
-`forward` (every forward value), `value_and_grad` (the loss and every gradient) and `hvp`
-(the Hessian times a direction of the parameters: the tangent sweep of value_and_grad's
-IR before the passes, `bpgen.jvp`). One path for every network: a scalar is a value of
-shape ().
+`forward` (every forward value), `value_and_grad` (the loss and every gradient) and, for
+a network declared with hvp=True, `hvp` (the Hessian times a direction of the
+parameters: the tangent sweep of value_and_grad's IR before the passes, `bpgen.jvp`).
+One path for every network: a scalar is a value of shape ().
 """
 
 from __future__ import annotations
@@ -81,18 +81,21 @@ def _compile(net: Network, source: str, progress=None) -> Compiled:
     ir = fuse.run(stabilize.run(ir).validate()).validate()
     lap("front end")
     grad_ir = differentiate(ir)
-    hvp_ir = tangents(grad_ir)
+    hvp_ir = tangents(grad_ir) if net.hvp else None
     lap("autodiff")
     every_value = replace(ir, results=tuple(
         Result(eq.lhs.name, eq.lhs, "value") for eq in ir.forward() if not eq.anonymous))
     programs = {"loss": optimize(ir), "forward": optimize(every_value),
-                "value_and_grad": optimize(grad_ir), "hvp": optimize(hvp_ir)}
+                "value_and_grad": optimize(grad_ir)}
+    if hvp_ir is not None:
+        programs["hvp"] = optimize(hvp_ir)
     lap("passes")
     temporaries = {eq.lhs for p in programs.values() for eq in p.equations if eq.role == TEMP}
     # hvp's parameters and equations after the others: their identifiers stay as they were
     order = [v.symbol for v in ir.inputs + ir.params + ir.constants] + [
-        eq.lhs for eq in grad_ir.equations] + [v.symbol for v in hvp_ir.params] + [
-        eq.lhs for eq in hvp_ir.equations]
+        eq.lhs for eq in grad_ir.equations]
+    if hvp_ir is not None:
+        order += [v.symbol for v in hvp_ir.params] + [eq.lhs for eq in hvp_ir.equations]
     names = naming.identifiers(order, temporaries, ir.name)
     return Compiled(ir, programs, names, tuple(diagnostics), timings)
 

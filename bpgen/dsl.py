@@ -139,8 +139,13 @@ class Declaration:
 class Network:
     """A network written as equations; compile it with `bpgen compile`."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, hvp: bool = False):
+        """hvp=True: also generate exact Hessian-vector products (hvp, hvp_flat); they
+        make the C library about twice as large and slower to build."""
         self.origin = caller_origin()
+        if not isinstance(hvp, bool):
+            raise DeclarationError(f"hvp must be True or False, not {hvp!r}", self.origin)
+        self.hvp = hvp
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) \
                 or not name.isascii() or len(name) > MAX_NAME or name.startswith("__"):
             raise DeclarationError(

@@ -7,7 +7,7 @@ parameter vector with the exact gradient (L-BFGS-B) and exact Hessian-vector pro
 
 import bpgen as bp
 
-net = bp.Network("curve")
+net = bp.Network("curve", hvp=True)   # also exact Hessian-vector products
 t = net.input("t")                        # where the curve was measured
 y = net.input("y")                        # what was measured there
 W1 = net.param("W1", shape=(8,))

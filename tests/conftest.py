@@ -268,7 +268,7 @@ def finite_differences(net: TestNetwork, params, data, reduce):
 def zoo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo")
     for path in NETS:
-        assert run_cli("compile", path, "--target", "all", "-o", out) == 0, path
+        assert run_cli("compile", path, "--target", "all", "--hvp", "-o", out) == 0, path
     return out
 
 
@@ -296,7 +296,7 @@ TENSOR_IDS = [p.stem for p in TENSOR_NETS]
 def tensor_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tensor_nets")
     for path in TENSOR_NETS:
-        assert run_cli("compile", path, "--target", "all", "-o", out) == 0, path
+        assert run_cli("compile", path, "--target", "all", "--hvp", "-o", out) == 0, path
     return out
 
 

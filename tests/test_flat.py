@@ -69,7 +69,7 @@ def teacher(n=200):
 
 NET = '''
 import bpgen as bp
-net = bp.Network("fit")
+net = bp.Network("fit", hvp=True)
 x = net.input("x", shape=(3,))
 y = net.input("y", shape=(1,))
 W1 = net.param("W1", shape=(3, 4))

@@ -190,7 +190,7 @@ def digits(tmp_path_factory):
     from conftest import import_file, run_cli
     out = tmp_path_factory.mktemp("digits")
     assert run_cli("compile", ROOT / "examples" / "mlp_digits.py", "--target", "all",
-                   "-o", out) == 0
+                   "--hvp", "-o", out) == 0
     name = runpy.run_path(str(ROOT / "examples" / "mlp_digits.py"))["net"].name
     return {"numpy": import_file(out / f"{name}.py", "_hvp_digits_numpy"),
             "c": import_file(out / f"{name}_c.py", "_hvp_digits_c")}
@@ -278,7 +278,7 @@ def test_hvp_program_is_linear_in_depth():
     from bpgen.compiler import compile_network
 
     def sizes(depth):
-        net = bp.Network(f"chain{depth}")
+        net = bp.Network(f"chain{depth}", hvp=True)
         x = net.input("x")
         ws = net.params(" ".join(f"w{k}" for k in range(depth)))
         h = x
@@ -290,3 +290,23 @@ def test_hvp_program_is_linear_in_depth():
     (g10, h10), (_, h20), (g40, h40) = sizes(10), sizes(20), sizes(40)
     assert abs((h40 - h20) - 2 * (h20 - h10)) <= 4  # the same number per layer
     assert (h40 - h10) <= 4 * (g40 - g10)
+
+
+def test_hvp_is_generated_only_when_asked_for(tmp_path):
+    """Without hvp=True (or --hvp) the modules say how to get it; the C library has no
+    hvp function (it would make the library about twice as large and slow to build)."""
+    from conftest import import_file, run_cli
+    (tmp_path / "plain.py").write_text(
+        "import bpgen as bp\nnet = bp.Network('plain')\nx, y = net.inputs('x y')\n"
+        "w = net.param('w')\nnet.loss('L', (bp.tanh(w * x) - y) ** 2)\n")
+    assert run_cli("compile", tmp_path / "plain.py", "--target", "all", "-o",
+                   tmp_path / "out") == 0
+    assert "plain_hvp" not in (tmp_path / "out" / "plain.c").read_text()
+    for stem in ("plain", "plain_c"):
+        module = import_file(tmp_path / "out" / f"{stem}.py", f"_plain_{stem}")
+        with pytest.raises(NotImplementedError, match=r"bp.Network\(\"plain\", hvp=True\)"):
+            module.hvp({"w": 0.5}, {"x": 1.0, "y": 0.0}, {"w": 1.0})
+        with pytest.raises(NotImplementedError, match="bpgen compile --hvp"):
+            module.hvp_flat(np.ones(1), {"x": 1.0, "y": 0.0}, np.ones(1))
+    (tmp_path / "bad.py").write_text("import bpgen as bp\nnet = bp.Network('bad', hvp=1)\n")
+    assert run_cli("compile", tmp_path / "bad.py", "-o", tmp_path / "out2") == 2

@@ -287,11 +287,12 @@ def prepare(compiled: Compiled) -> dict:
                      if r.expr in fwd.batched()})}
     functions["value_and_grad"].epilogue += result_nodes(vg, names,
                                                          functions["value_and_grad"], targets)
-    hvp = programs["hvp"]
-    hvp_targets = grad_targets(hvp, 0, "_out")
-    functions["hvp"] = function(hvp, names, block, hvp_targets, len(ir.params))
-    functions["hvp"].epilogue += result_nodes(hvp, names, functions["hvp"], hvp_targets, 0,
-                                              "_out")
+    if "hvp" in programs:
+        hvp = programs["hvp"]
+        hvp_targets = grad_targets(hvp, 0, "_out")
+        functions["hvp"] = function(hvp, names, block, hvp_targets, len(ir.params))
+        functions["hvp"].epilogue += result_nodes(hvp, names, functions["hvp"], hvp_targets,
+                                                  0, "_out")
     for key, program in (("loss", loss_ir), ("value_and_grad", vg)):
         printer = CPrinter({**{s: names[s] for s in program.results[0].expr.free_symbols
                                if s != N_SAMPLES}, N_SAMPLES: f"({REAL})_n"})

@@ -162,7 +162,8 @@ def api_data(compiled) -> dict:
                 params=[value(v) for v in ir.params], inputs=[value(v) for v in ir.inputs],
                 constants=[constant_data(v, names[v.symbol]) for v in ir.constants],
                 init=init_spec(ir), init_std=INIT_STD, dtype=DTYPE, dtype_c=C_TYPE,
-                offsets=flat_offsets, n_flat=sum(sizes))
+                offsets=flat_offsets, n_flat=sum(sizes),
+                has_hvp="hvp" in compiled.programs)
 
 
 # -- programs --------------------------------------------------------------------------

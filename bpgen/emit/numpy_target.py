@@ -364,8 +364,9 @@ def prepare(compiled: Compiled) -> dict:
     names = compiled.names
     programs = {"loss": program(compiled.programs["loss"], names, True),
                 "value_and_grad": program(compiled.programs["value_and_grad"], names, True),
-                "forward": program(compiled.programs["forward"], names, False),
-                "hvp": program(compiled.programs["hvp"], names, True)}
+                "forward": program(compiled.programs["forward"], names, False)}
+    if "hvp" in compiled.programs:
+        programs["hvp"] = program(compiled.programs["hvp"], names, True)
     scalar = None
     if compiled.ir.all_scalar():
         scalar = {k: scalar_program(compiled.programs[k], names)
@@ -383,8 +384,9 @@ def prepare(compiled: Compiled) -> dict:
 
 def directions(compiled: Compiled) -> list[str]:
     """The identifiers of hvp's direction, one per parameter (its extra arguments)."""
-    hvp = compiled.programs["hvp"]
-    return [compiled.names[v.symbol] for v in hvp.params[len(compiled.ir.params):]]
+    hvp = compiled.programs.get("hvp")
+    return [] if hvp is None else [compiled.names[v.symbol]
+                                   for v in hvp.params[len(compiled.ir.params):]]
 
 
 TARGET = Target("numpy", (("numpy_module.py.j2", "{name}.py", "numpy", "#"),), prepare)
