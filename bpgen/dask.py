@@ -127,16 +127,28 @@ def _chunked(module, data):
     if not isinstance(data, dict):
         raise TypeError(f"{module.__name__}: data must be a dict keyed by INPUTS")
     values, chunks, first = [], None, None
+    for key in module.INPUTS:  # the chunks of the first Dask input of samples rule
+        value = data.get(key)
+        if isinstance(value, da.Array) and value.ndim > len(module.SHAPES[key]) and \
+                not any(np.isnan(c) for c in value.chunks[0]):
+            chunks, first = value.chunks[0], key
+            break
     for key in module.INPUTS:
         if key not in data:
             raise KeyError(f"{module.__name__}: input {key!r} is missing")
         value, shape = data[key], module.SHAPES[key]
+        if not isinstance(value, da.Array) and np.ndim(value) > len(shape) and chunks:
+            # samples in memory: chunked like the Dask inputs (rechunked below)
+            value = da.from_array(np.asarray(value), chunks=-1)
         if isinstance(value, da.Array) and value.shape != shape:
             if value.shape[1:] != shape:
                 raise ValueError(f"{module.__name__}: input {key!r} has shape "
                                  f"{value.shape}, expected (N, {', '.join(map(str, shape))})"
                                  .replace(", )", ")"))
             value = value.rechunk({k: -1 for k in range(1, value.ndim)})
+            if any(np.isnan(c) for c in value.chunks[0]):
+                raise ValueError(f"{module.__name__}: input {key!r} has chunks of unknown "
+                                 "size; call compute_chunk_sizes() on it first")
             if chunks is None:
                 chunks, first = value.chunks[0], key
             elif value.shape[0] != sum(chunks):
@@ -150,6 +162,8 @@ def _chunked(module, data):
     if chunks is None:
         raise ValueError(f"{module.__name__}: no input is a dask array of samples; use the "
                          "module itself")
+    values = [v.rechunk({0: chunks}) if isinstance(v, da.Array) and v.chunks[0] != chunks
+              else v for v in values]
     return values, chunks, sum(chunks)
 
 
@@ -230,8 +244,9 @@ def train(module, params, data, lr, steps, *, optimizer="sgd", batch_size=None,
         params, state = module.update(params, grads, state, float(rate))
         losses.append(value)
         bar.update(t + 1, value)
-        if callback is not None and callback(t, value, params) is False:
+        if callback is not None and module._stops(callback(t, value, module.unpack(
+                module.pack(params)))):
             break
     if losses:
         bar.update(len(losses), losses[-1], final=True)
-    return params, np.array(losses)
+    return module.unpack(module.pack(params)), np.array(losses)

@@ -90,3 +90,12 @@ def test_bad_data_is_named(tensor_nets, tmp_path):
         bd.value_and_grad(module, params, {"x": lazy["x"][:, :4], "y": lazy["y"]})
     with pytest.raises(ValueError, match="no input is a dask array"):
         bd.value_and_grad(module, params, data)
+
+
+def test_samples_in_memory_beside_dask_arrays_are_chunked_alike(tensor_nets, tmp_path):
+    module = tensor_nets["mlp2"].module("numpy")
+    params, data, lazy = stored(tmp_path, tensor_nets["mlp2"])
+    mixed = {"x": lazy["x"], "y": data["y"]}  # y in memory, with its sample axis
+    _, losses = bd.train(module, params, mixed, 0.1, 5, batch_size=64, shuffle=False)
+    _, expected = module.train(params, data, 0.1, 5, batch_size=64, shuffle=False)
+    np.testing.assert_allclose(losses, expected, rtol=1e-12)

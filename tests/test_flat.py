@@ -172,3 +172,15 @@ def test_the_scipy_example_fits_its_curve_both_ways(tmp_path):
         assert result.fun < 1e-3  # the noise's variance is 4e-4
     assert all(r.nhev > 0 for (_, k), r in results.items() if k == "Newton-CG")
     assert len(lines) == 4
+
+
+def test_load_params_takes_the_path_save_params_was_given(zoo, target, tmp_path):
+    module = zoo["seed"].module(target)
+    module.save_params(tmp_path / "model", module.init_params(2))  # NumPy adds .npz
+    assert module.load_params(tmp_path / "model") == module.init_params(2)
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    with pytest.raises(ValueError, match=r"^seed: .*one.npy: not a file of saved parameters"):
+        module.load_params(tmp_path / "one.npy")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="not a file of saved parameters"):
+        module.load_params(tmp_path / "junk.npz")

@@ -263,3 +263,31 @@ def test_update_from_an_accumulated_gradient_equals_step(tensor_nets, target):
     np.testing.assert_allclose(s["v"], expected_state["v"], rtol=1e-12, atol=1e-300)
     with pytest.raises(KeyError, match=r"parameter 'b3' is missing \(in grads\)"):
         module.update(params, {k: g for k, g in total.items() if k != "b3"}, state, 0.01)
+
+
+@pytest.mark.parametrize("tamper,words", [
+    ({"step": -1}, "step -1 is not a count of steps"),
+    ({"step": 2**64}, "is not a count of steps"),
+    ({"settings": (0, 0, 2.0, -1.0, -1.0, -5.0, -3.0)}, "betas[0] must be finite in"),
+    ({"settings": ("a",) * 7}, "state must come from init_state"),
+    ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+    ({"optimizer": "momentum", "settings": (0.9, 2.0, 0, 0, 1.0, 0, 0)},
+     "are not those of 'momentum'"),
+])
+def test_a_tampered_state_is_named(tensor_nets, target, tamper, words):
+    network = tensor_nets["mlp2"]
+    module = network.module(target)
+    params, data = network.draw(2, 5)
+    state = {**module.init_state(params, "adam"), **tamper}
+    grads = module.value_and_grad(params, data)[1]
+    with pytest.raises(TypeError, match=r"^mlp2: state must come from init_state") as info:
+        module.update(params, grads, state, 0.01)
+    assert words in str(info.value)
+
+
+def test_a_numpy_false_from_the_callback_stops(zoo, target):
+    network = zoo["seed"]
+    params, data = network.draw(1, 10)
+    _, losses = network.module(target).train(params, data, 0.1, 9,
+                                             callback=lambda t, loss, p: np.bool_(t < 2))
+    assert losses.shape == (3,)
