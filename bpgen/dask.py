@@ -205,22 +205,54 @@ def _total(module, params, values, chunks, rows=None):
 
 
 # -- the API -------------------------------------------------------------------------------
-def value_and_grad(module, params, data):
-    """(loss, grads) of `module` over all samples of the Dask arrays in `data`."""
+def _require_finite(module, params, values):
+    """check_finite=True: FloatingPointError naming the first non-finite parameter, or
+    the first input that holds a non-finite value (one pass over the data, on the
+    workers)."""
+    module._require_finite("parameter", params, module.PARAMS)
+    for key, value in zip(module.INPUTS, values):
+        if not bool(da.isfinite(value).all().compute() if isinstance(value, da.Array)
+                    else np.isfinite(value).all()):
+            raise FloatingPointError(f"{module.__name__}: input {key!r} holds a non-finite "
+                                     "value")
+
+
+def _finite_result(module, value, grads, step=None):
+    """check_finite=True: FloatingPointError for a non-finite loss (at `step` of
+    training) or gradient."""
+    if not np.isfinite(value):
+        at = "" if step is None else f" at step {step}"
+        raise FloatingPointError(f"{module.__name__}: result 'loss' is {value}{at}")
+    module._require_finite("result", grads, module.PARAMS)
+
+
+def value_and_grad(module, params, data, check_finite=False):
+    """(loss, grads) of `module` over all samples of the Dask arrays in `data`.
+    check_finite=True: FloatingPointError for a non-finite parameter, input or result."""
     values, chunks, _ = _chunked(module, data)
-    return _total(module, params, values, chunks)
+    if check_finite:
+        _require_finite(module, params, values)
+    value, grads = _total(module, params, values, chunks)
+    if check_finite:
+        _finite_result(module, value, grads)
+    return value, grads
 
 
-def loss(module, params, data):
+def loss(module, params, data, check_finite=False):
     """The loss of `module` over all samples of the Dask arrays in `data`."""
-    return value_and_grad(module, params, data)[0]
+    return value_and_grad(module, params, data, check_finite)[0]
 
 
-def train(module, params, data, lr, steps, *, optimizer="sgd", batch_size=None,
-          shuffle=True, seed=0, clip_norm=None, callback=None, progress=None, **hyper):
+def train(module, params, data, lr, steps, check_finite=False, *, optimizer="sgd",
+          batch_size=None, shuffle=True, seed=0, clip_norm=None, callback=None,
+          progress=None, **hyper):
     """The generated `train` (same options, same batches, same optimiser steps) with each
-    step's gradient computed where the data live: (final params, loss before each step)."""
+    step's gradient computed where the data live: (final params, loss before each step).
+    check_finite=True: FloatingPointError for a non-finite parameter, input, loss or
+    gradient (naming the step)."""
     values, chunks, n = _chunked(module, data)
+    if check_finite:
+        _require_finite(module, params, values)
     state = module.init_state(params, optimizer, clip_norm, **hyper)
     rates, seed = module._rates(lr, steps), module._seed(seed)
     batch = module._batch(batch_size, n)
@@ -241,6 +273,8 @@ def train(module, params, data, lr, steps, *, optimizer="sgd", batch_size=None,
             cut = np.searchsorted(take, starts)
             rows = [take[cut[c]:cut[c + 1]] - starts[c] for c in range(len(chunks))]
         value, grads = _total(module, params, values, chunks, rows)
+        if check_finite:
+            _finite_result(module, value, grads, t)
         params, state = module.update(params, grads, state, float(rate))
         losses.append(value)
         bar.update(t + 1, value)

@@ -99,3 +99,19 @@ def test_samples_in_memory_beside_dask_arrays_are_chunked_alike(tensor_nets, tmp
     _, losses = bd.train(module, params, mixed, 0.1, 5, batch_size=64, shuffle=False)
     _, expected = module.train(params, data, 0.1, 5, batch_size=64, shuffle=False)
     np.testing.assert_allclose(losses, expected, rtol=1e-12)
+
+
+def test_check_finite_names_what_is_not_finite(tensor_nets, tmp_path):
+    module = tensor_nets["mlp2"].module("c")
+    params, data, lazy = stored(tmp_path, tensor_nets["mlp2"])
+    bad = {**lazy, "x": da.where(da.arange(N)[:, None] == 700, np.nan, lazy["x"])}
+    with pytest.raises(FloatingPointError, match="input 'x' holds a non-finite value"):
+        bd.value_and_grad(module, params, bad, check_finite=True)
+    with pytest.raises(FloatingPointError, match="parameter 'W1' is nan"):
+        bd.train(module, {**params, "W1": np.full((5, 6), np.nan)}, lazy, 0.1, 3,
+                 check_finite=True)
+    with pytest.raises(FloatingPointError, match=r"result 'loss' is (inf|nan) at step \d"):
+        bd.train(module, {**params, "b3": np.array([1e308, -1e308, 0.0, 0.0])}, lazy, 0.1,
+                 3, check_finite=True)
+    value, _ = bd.value_and_grad(module, params, lazy, check_finite=True)
+    assert value == pytest.approx(module.loss(params, data), rel=1e-12)
