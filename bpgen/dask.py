@@ -254,22 +254,14 @@ def train(module, params, data, lr, steps, check_finite=False, *, optimizer="sgd
     if check_finite:
         _require_finite(module, params, values)
     state = module.init_state(params, optimizer, clip_norm, **hyper)
-    rates, seed = module._rates(lr, steps), module._seed(seed)
-    batch = module._batch(batch_size, n)
-    per_epoch = -(-n // batch)
+    rates = module._rates(lr, steps)
     starts = np.cumsum((0,) + tuple(chunks))
-    losses, bar, order, epoch = [], module._Progress(len(rates), progress), None, -1
-    for t, rate in enumerate(rates):
+    losses, bar = [], module._Progress(len(rates), progress)
+    for t, (rate, (take, count)) in enumerate(zip(rates, module.batches(
+            n, len(rates), batch_size, shuffle, seed))):
         rows = None
-        if batch < n:
-            start = t % per_epoch * batch
-            if shuffle:
-                if t // per_epoch != epoch:
-                    epoch = t // per_epoch
-                    order = module.permutation(n, seed, epoch)
-                take = np.sort(order[start:start + batch])
-            else:
-                take = np.arange(start, min(start + batch, n))
+        if count < n:  # the batch's samples, split among the chunks that hold them
+            take = np.sort(np.arange(n)[take])
             cut = np.searchsorted(take, starts)
             rows = [take[cut[c]:cut[c + 1]] - starts[c] for c in range(len(chunks))]
         value, grads = _total(module, params, values, chunks, rows)

@@ -52,7 +52,7 @@ np numpy math ctypes hashlib os shlex shutil subprocess sys tempfile threading t
 params data lr steps seed check_finite
 loss forward value_and_grad hvp sgd_step init_params train
 pack unpack value_and_grad_flat hvp_flat save_params load_params init_state step
-permutation cosine_lr step_lr OPTIMIZERS N_FLAT update
+permutation batches cosine_lr step_lr OPTIMIZERS N_FLAT update
 PARAMS INPUTS SHAPES VALUES REDUCE BPGEN_SET CFLAGS SOURCE HEADER LIBRARY
 compiler flags build
 """.split())
