@@ -21,194 +21,15 @@ in Python. Lowering choices, made from the IR:
 from __future__ import annotations
 
 from dataclasses import replace
-from math import prod
-
-import sympy
-from sympy.printing.precedence import PRECEDENCE
 
 from ..compiler import Compiled
-from ..ir import BACKWARD, IR, N_SAMPLES, TANGENT, is_batch_sum
+from ..ir import BACKWARD, IR, TANGENT, is_batch_sum
 from ..passes import one_sample
-from ..nodes import Assemble, Concat, Extreme, Index, key_text
-from ..tensor import (Einsum, LogSumExp, Reshape, Structural, matmul_form, shape_of,
-                      single_form)
+from ..nodes import Assemble
+from ..tensor import Einsum, LogSumExp, Structural, matmul_form, shape_of
+from .arrays import ArrayPrinter, full_subscripts
 from .common import Line, Output, Program, Target, api_data, print_expr
-from .printers import MathScalarPrinter, NumpyArrayPrinter
-
-BATCH = "Z"  # the batch axis's letter in full einsum subscripts
-
-
-class ArrayPrinter(NumpyArrayPrinter):
-    """Symbols of lower per-sample rank than the equation get new axes after the batch;
-    `inline` symbols print as the text that defines them."""
-
-    def __init__(self, names, shapes, batched, inline=None):
-        super().__init__(names)
-        self.shapes, self.batched, self.rank = shapes, batched, 0
-        self.inline = inline or {}
-
-    def parenthesize(self, item, level, strict=False):
-        if item in self.inline and level >= PRECEDENCE["Mul"]:
-            return f"({self.inline[item]})"  # `@` binds like `*` in Python
-        return super().parenthesize(item, level, strict)
-
-    def _print_Symbol(self, expr):
-        if expr == N_SAMPLES:
-            return "_n"
-        if expr in self.inline:
-            return self.inline[expr]
-        name = self.names[expr]
-        missing = self.rank - len(self.shapes.get(expr, ()))
-        if expr in self.batched and missing > 0:
-            return f"{name}[:{', None' * missing}]"
-        return name
-
-
-# -- structural operations -----------------------------------------------------------------
-def full_subscripts(node: Einsum, batched: set) -> tuple[list[str], str]:
-    """The einsum subscripts of the batch arrays: 'Z' leads each per-sample operand."""
-    ins, out = node.subscripts
-    flags = [op in batched for op in node.operands]
-    ins = [BATCH + s if f else s for s, f in zip(ins, flags)]
-    if any(flags) and not node.batch_sum:
-        out = BATCH + out
-    return ins, out
-
-
-def einsum_text(node: Einsum, names, batched, shapes) -> str:
-    ins, out = full_subscripts(node, batched)
-    texts = [names[op] for op in node.operands]
-    sizes = node.sizes(shapes)
-    if len(ins) == 1:
-        (a,), (t,) = ins, texts
-        form = single_form(a, out)
-        if form == ("copy",):
-            return t
-        if form == ("transpose",):
-            return f"{t}.T"
-        if form is not None:
-            axes = form[1]
-            if len(axes) == len(a):
-                return f"np.sum({t})"
-            if len(a) - 1 in axes:  # NumPy's einsum sums short rows faster than np.sum
-                return f"np.einsum('{a}->{out}', {t})"
-            return f"np.sum({t}, axis={axes[0] if len(axes) == 1 else axes})"
-    if len(ins) == 2 and ins[0] == ins[1] == BATCH and not out:
-        return f"np.dot({texts[0]}, {texts[1]})"  # a sum over samples of a product
-    form = matmul_form(ins, out, [len(s) for s in ins])
-    if form is not None:
-        p, q, tp, tq = form
-        if len(ins[p]) > 2 and len(ins[q]) == 2 and not tq:
-            # a stack of matrices times one matrix is one matrix product of the rows:
-            # NumPy's matmul would multiply the stack's matrices one by one
-            rows = f"{texts[p]}.reshape((-1, {sizes[ins[p][-1]]}))"
-            dims = tuple_text(tuple(str(sizes.get(c, -1)) for c in out[:-1]) +
-                              (str(sizes[out[-1]]),))
-            return f"({rows} @ {texts[q]}).reshape({dims})"
-        return f"{texts[p]}{'.T' if tp else ''} @ {texts[q]}{'.T' if tq else ''}"
-    flat = flat_contraction(ins, out, sizes, texts)
-    if flat is not None:
-        return flat
-    if set(out) == set("".join(ins)) and all(out.endswith(s.lstrip(BATCH)) for s in ins):
-        # nothing summed: a broadcasting product (per-sample axes line up at the end)
-        factors = []
-        for s, t in zip(ins, texts):
-            missing = len(out) - len(s)
-            factors.append(f"{t}[:{', None' * missing}]" if s.startswith(BATCH) and missing
-                           else t)
-        return "*".join(factors)
-    return f"np.einsum('{','.join(ins)}->{out}', {', '.join(texts)})"
-
-
-def flat_contraction(ins, out, sizes, texts):
-    """A contraction over axes that lead both operands, in the same order, leaving one
-    block of free axes on each side (a parameter's gradient of a stack of matrices,
-    `einsum('Zpik,Zpij->jk', d, a)`): one matrix product of the operands flattened,
-    `a.reshape((-1, J)).T @ d.reshape((-1, K))`, which BLAS does at full speed."""
-    if len(ins) != 2:
-        return None
-    a, b = ins
-    lead = 0
-    while lead < min(len(a), len(b)) and a[lead] == b[lead] and a[lead] not in out:
-        lead += 1
-    rest_a, rest_b = a[lead:], b[lead:]
-    if not lead or set(rest_a) & set(rest_b) or set(a[:lead]) & set(rest_a + rest_b) \
-            or out not in (rest_a + rest_b, rest_b + rest_a) or not rest_a or not rest_b:
-        return None
-    first, second = ((0, rest_a), (1, rest_b)) if out == rest_a + rest_b else \
-        ((1, rest_b), (0, rest_a))
-
-    def size(letters):
-        return str(prod(sizes[c] for c in letters))
-    text = (f"{texts[first[0]]}.reshape((-1, {size(first[1])})).T @ "
-            f"{texts[second[0]]}.reshape((-1, {size(second[1])}))")
-    if len(out) == 2:
-        return text
-    return f"({text}).reshape({tuple_text(tuple(str(sizes[c]) for c in out))})"
-
-
-def structural_text(rhs, names, batched, shapes) -> str:
-    if isinstance(rhs, Einsum):
-        return einsum_text(rhs, names, batched, shapes)
-    if isinstance(rhs, Concat):
-        lead = any(op in batched for op in rhs.operands)
-        parts = [names[op] if op in batched or not lead else  # the same for every sample
-                 f"np.broadcast_to({names[op]}, "
-                 f"{tuple_text(('_n',) + tuple(map(str, shapes[op])))})"
-                 for op in rhs.operands]
-        return f"np.concatenate([{', '.join(parts)}], axis={rhs.axis + int(lead)})"
-    (operand,) = rhs.operands
-    is_batched = operand in batched
-    if isinstance(rhs, Reshape):
-        dims = (("-1",) if is_batched else ()) + tuple(str(d) for d in rhs.shape)
-        return f"{names[operand]}.reshape({tuple_text(dims)})"
-    if isinstance(rhs, LogSumExp):
-        return f"_logsumexp({names[operand]}, {rhs.axis + int(is_batched)})"
-    if isinstance(rhs, Index):
-        lead = ":, " if is_batched else ""
-        return f"{names[operand]}[{lead}{key_text(rhs.key, shapes[operand])}]"
-    if isinstance(rhs, Extreme):
-        axes = tuple(a + int(is_batched) for a in rhs.axes)
-        return f"np.{rhs.which}({names[operand]}, axis={axes[0] if len(axes) == 1 else axes})"
-    raise AssertionError(f"no NumPy form for {type(rhs).__name__}")
-
-
-def assemble_lines(eq, names, batched, backward) -> list[Line]:
-    """zeros, then each piece added at its key (a piece may cover part of another)."""
-    name, shape, lead = names[eq.lhs], eq.rhs.shape, eq.lhs in batched
-    full = (("_n",) if lead else ()) + tuple(map(str, shape))
-    lines = [Line(name, f"np.zeros({tuple_text(full)})", lead, backward)]
-    for key, piece in zip(eq.rhs.keys, eq.rhs.operands):
-        at = key_text(key, shape)
-        lines.append(Line("", f"{name}[{':, ' if lead else ''}{at}] += {names[piece]}",
-                          lead, backward))
-    return lines
-
-
-def tuple_text(items) -> str:
-    return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
-
-
-def sum_text(expr, batched, printer) -> str:
-    """The sum over samples of a per-sample scalar expression: `np.dot(a, b)` for a
-    product (no array of products), `np.sum(expr)` otherwise."""
-    factors = []
-    for f in sympy.Mul.make_args(expr):
-        if f.is_Pow and f.exp == 2 and f.base.free_symbols & batched:
-            factors += [f.base, f.base]
-        else:
-            factors.append(f)
-    varying = [f for f in factors if f.free_symbols & batched]
-    coefficient = sympy.Mul(*[f for f in factors if not f.free_symbols & batched])
-    if len(varying) >= 2:
-        text = f"np.dot({printer.doprint(varying[0])}, {printer.doprint(sympy.Mul(*varying[1:]))})"
-    else:
-        text = f"np.sum({printer.doprint(expr if coefficient == 1 else varying[0])})"
-    if coefficient != 1:
-        c = printer.parenthesize(coefficient, PRECEDENCE["Mul"])
-        text = f"{c}*{text}"
-    return text
-
+from .printers import MathScalarPrinter
 
 # -- lowering choices ------------------------------------------------------------------------
 def _uses(ir: IR) -> dict:
@@ -235,12 +56,12 @@ def summed_inline(ir: IR, batched) -> dict:
     return out
 
 
-def matmuls_inline(ir: IR, names, batched) -> dict:
+def matmuls_inline(ir: IR, printer: ArrayPrinter) -> dict:
     """Matrix products that only the next equation reads, as text to print in its place:
     `h = np.tanh(b1 + x @ W1)`, the way the user wrote it."""
     uses = _uses(ir)
     out = {}
-    shapes = ir.shapes()
+    batched = printer.batched
     for eq, reader in zip(ir.equations, ir.equations[1:]):
         if eq.anonymous and isinstance(eq.rhs, Einsum) and not eq.rhs.batch_sum \
                 and uses.get(eq.lhs) == 1 and eq.lhs in reader.rhs.free_symbols \
@@ -248,7 +69,7 @@ def matmuls_inline(ir: IR, names, batched) -> dict:
                 and reader.shape == eq.shape and (eq.lhs in batched) == (reader.lhs in batched):
             ins, o = full_subscripts(eq.rhs, batched)
             if matmul_form(ins, o, [len(s) for s in ins]) is not None:
-                out[eq.lhs] = einsum_text(eq.rhs, names, batched, shapes)
+                out[eq.lhs] = printer.einsum(eq.rhs)
     return out
 
 
@@ -268,15 +89,16 @@ def early(ir: IR) -> list:
     return front + [eq for slot in slots for eq in slot]
 
 
-def program(ir: IR, names: dict, free_memory: bool) -> Program:
-    """The lines of one array function and what it returns."""
+def program(ir: IR, names: dict, free_memory: bool, dialect=ArrayPrinter) -> Program:
+    """The lines of one array function and what it returns, spelled by `dialect` (a
+    subclass of ArrayPrinter)."""
     shapes = ir.shapes()
     batched = ir.batched()
     if free_memory:
         ir = ir.with_equations(early(ir))
     summed = summed_inline(ir, batched) if free_memory else {}
-    inline = matmuls_inline(ir, names, batched)
-    printer = ArrayPrinter(names, shapes, batched, inline)
+    printer = dialect(names, shapes, batched)
+    printer.inline = inline = matmuls_inline(ir, printer)
     by_lhs = {eq.lhs: eq for eq in ir.equations}
     skipped = set(inline) | {source.lhs for source in summed.values()}
     lines, reads, in_backward, in_tangent = [], [], False, False
@@ -288,21 +110,21 @@ def program(ir: IR, names: dict, free_memory: bool) -> Program:
         is_batched = eq.lhs in batched
         if isinstance(eq.rhs, Assemble):
             lines += [replace(ln, tangent=in_tangent)
-                      for ln in assemble_lines(eq, names, batched, in_backward)]
+                      for ln in printer.assemble(eq, in_backward)]
             reads.extend([set(eq.rhs.free_symbols)] * (len(eq.rhs.operands) + 1))
             continue
         if eq.lhs in summed:
             printer.rank = 0
-            text = sum_text(summed[eq.lhs].rhs, batched, printer)
+            text = printer.batch_sum(summed[eq.lhs].rhs)
         elif isinstance(eq.rhs, Structural):
-            text = structural_text(eq.rhs, names, batched, shapes)
+            text = printer.structural(eq.rhs)
         else:
             printer.rank = len(eq.shape)
             text = print_expr(printer, eq.rhs, eq.origin, "numpy")
             rhs_batched = bool(eq.rhs.free_symbols & batched)
             if shape_of(eq.rhs, shapes) != eq.shape or (is_batched and not rhs_batched):
                 full = (("_n",) if is_batched else ()) + tuple(str(d) for d in eq.shape)
-                text = f"np.broadcast_to({text}, {tuple_text(full)})"
+                text = printer.spell_broadcast(text, full)
         lines.append(Line(names[eq.lhs], text, is_batched, in_backward, in_tangent))
         symbols = set(eq.rhs.free_symbols)
         for s in list(symbols & skipped):  # what an inlined equation reads is read here
@@ -313,7 +135,7 @@ def program(ir: IR, names: dict, free_memory: bool) -> Program:
     for r in ir.results:
         if r.expr == 0 and r.kind == "grad":
             shape = next(p.shape for p in ir.params if p.name == r.key)
-            text = f"np.zeros({shape})" if shape else "0.0"
+            text = printer.spell_zeros(tuple(map(str, shape))) if shape else "0.0"
         else:
             text = print_expr(printer, r.expr, None, "numpy")
         outputs.append(Output(r.key, text, bool(r.expr.free_symbols & batched), r.kind))
