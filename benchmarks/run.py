@@ -536,6 +536,49 @@ def bench_dask(out, repeat):
               f"one vector of sums ({flat + 16:,} bytes); the samples never move")
 
 
+def bench_xp(out, repeat, frameworks):
+    """The array API module against the NumPy module, on the same NumPy arrays and on
+    other libraries' arrays (the same computation, in their kernels)."""
+    rng = np.random.default_rng(0)
+    n = 100_000
+    compile_net(SEED_SUM, out, "seedsum")
+    race_xp(out, "seedsum", f"N = {n:,}", {"x1": rng.normal(size=n), "x2": rng.normal(size=n),
+                                          "y": rng.normal(size=n)}, repeat, 1, "ms", frameworks)
+    compile_example(out, "mlp_digits.py", "mlp", "mlpbench")
+    race_xp(out, "mlpbench", "batch 256", {"x": rng.random((256, 64)),
+                                           "y": np.eye(10)[rng.integers(0, 10, 256)]},
+            repeat, 20, "us", frameworks)
+
+
+def race_xp(out, name, size, data, repeat, number, unit, frameworks):
+    gen = load(out / f"{name}.py", f"xpb_{name}")
+    xpm = load(out / f"{name}_xp.py", f"xpb_{name}_xp")
+    params = gen.init_params(0)
+    want = gen.value_and_grad(params, data)
+    check_close(f"xp {name}", xpm.value_and_grad(params, data), want)
+    calls = [("array API module, NumPy arrays", lambda: xpm.value_and_grad(params, data))]
+    if "torch" in frameworks:
+        torch = frameworks["torch"]
+        tp = {k: torch.asarray(np.asarray(v)) for k, v in params.items()}
+        td = {k: torch.asarray(v) for k, v in data.items()}
+        calls.append(("array API module, PyTorch CPU tensors (1 thread)",
+                      lambda: xpm.value_and_grad(tp, td)))
+    if "jax" in frameworks:
+        jax = frameworks["jax"]
+        jp = {k: jax.numpy.asarray(np.asarray(v)) for k, v in params.items()}
+        jd = {k: jax.numpy.asarray(v) for k, v in data.items()}
+        jitted = jax.jit(xpm.value_and_grad)
+        check_close(f"xp {name} jax", jitted(jp, jd), want)
+        calls.append(("array API module, JAX eager",
+                      lambda: jax.block_until_ready(xpm.value_and_grad(jp, jd))))
+        calls.append(("array API module under jax.jit",
+                      lambda: jax.block_until_ready(jitted(jp, jd))))
+    print(f"array API target, {name} ({size}), value_and_grad "
+          "(ratio: against the NumPy module)")
+    race("bpgen NumPy module", lambda: gen.value_and_grad(params, data), calls, repeat,
+         number, unit)
+
+
 def bench_compile(out):
     print("compile time and generated size of the deep chain (NumPy + C sources, and the "
           "C library built; ratio: against 16 layers)")
@@ -558,7 +601,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--only", choices=["seed", "latency", "chain", "mlp", "cnn", "hvp",
-                                           "train", "dask", "compile", "sequence"],
+                                           "train", "dask", "xp", "compile", "sequence"],
                         action="append", help="run only these benchmarks (repeatable)")
     parser.add_argument("--against", type=Path, metavar="TREE",
                         help="also time the output of the bpgen in TREE (another checkout)")
@@ -566,7 +609,7 @@ def main():
     global AGAINST
     AGAINST = args.against.resolve() if args.against else None
     wanted = set(args.only or ["seed", "latency", "chain", "mlp", "cnn", "hvp", "train",
-                               "dask", "compile", "sequence"])
+                               "dask", "xp", "compile", "sequence"])
     repeat = 5 if args.quick else 21
     frameworks = optional_frameworks()
     print(f"bpgen {bp.__version__}, NumPy {np.__version__}, Python {sys.version.split()[0]}; "
@@ -591,6 +634,8 @@ def main():
             bench_train(out, repeat, frameworks)
         if "dask" in wanted:
             bench_dask(out, repeat)
+        if "xp" in wanted:
+            bench_xp(out, repeat, frameworks)
         if "compile" in wanted:
             bench_compile(out)
         if "sequence" in wanted:

@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("nets", nargs="+", metavar="NET.py[:NAME]",
                    help="net files; NAME picks one network of the file")
-    c.add_argument("--target", choices=("numpy", "c", "all"), default="numpy",
+    c.add_argument("--target", choices=("numpy", "c", "array-api", "all"), default="numpy",
                    help="what to generate (default: numpy)")
     c.add_argument("-o", "--output", default="generated", metavar="DIR",
                    help="output directory (default: generated/)")

@@ -48,7 +48,7 @@ C_SIZED = re.compile(r"u?int(_least|_fast)?(8|16|32|64)_t|U?INT(_LEAST|_FAST)?(8
 #: arguments and functions. Every other internal name starts with `_`, which no legal()
 #: name does, so `x`, `n`, `i`, `m`, `out` stay the user's.
 GENERATED_RESERVED = set("""
-np numpy math ctypes hashlib os shlex shutil subprocess sys tempfile threading time
+np numpy math ctypes hashlib os shlex shutil subprocess sys tempfile threading time xp
 params data lr steps seed check_finite
 loss forward value_and_grad hvp sgd_step init_params train
 pack unpack value_and_grad_flat hvp_flat save_params load_params init_state step

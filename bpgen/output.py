@@ -38,7 +38,7 @@ LAST = ("_c.py",)
 FAULT_HOOK = None
 
 ROLE_NAMES = {"numpy": "NumPy module", "c-header": "C header", "c-source": "C source",
-              "c-wrapper": "C wrapper"}
+              "c-wrapper": "C wrapper", "array-api": "array API module"}
 
 
 def diff(out_dir: Path, files: dict[str, str]) -> str:

@@ -27,7 +27,7 @@ from . import __version__
 
 HASH_TAG = "bpgen-hash: "
 SET_TAG = "bpgen-set="  # how the fingerprint is embedded in C strings and libraries
-ROLES = ("numpy", "c-header", "c-source", "c-wrapper")
+ROLES = ("numpy", "c-header", "c-source", "c-wrapper", "array-api")
 
 
 @dataclass(frozen=True)

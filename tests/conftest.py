@@ -193,7 +193,8 @@ class TestNetwork:
 
     def module(self, target: str):
         if target not in self._modules:
-            stem = self.name if target == "numpy" else f"{self.name}_c"
+            stem = {"numpy": self.name, "c": f"{self.name}_c",
+                    "array-api": f"{self.name}_xp"}[target]
             self._modules[target] = import_file(self.out / f"{stem}.py",
                                                 f"_net_{stem}_{target}")
         return self._modules[target]

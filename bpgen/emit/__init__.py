@@ -10,10 +10,10 @@ import sympy
 from ..autodiff import local_partial
 from ..compiler import exact_arithmetic
 from ..provenance import PLACEHOLDER, fingerprint, with_header
-from . import c_target, numpy_target
+from . import c_target, numpy_target, xp_target
 from .common import UnsupportedFunction
 
-TARGETS = {t.name: t for t in (numpy_target.TARGET, c_target.TARGET)}
+TARGETS = {t.name: t for t in (numpy_target.TARGET, c_target.TARGET, xp_target.TARGET)}
 
 
 def emit(compiled, targets) -> dict[str, str]:

@@ -48,6 +48,8 @@ class ArrayPrinter(NumpyArrayPrinter):
     """Symbols of lower per-sample rank than the equation get new axes after the batch;
     `inline` symbols print as the text that defines them."""
 
+    target = "numpy"  # as error messages name it
+
     def __init__(self, names, shapes, batched, inline=None):
         super().__init__(names)
         self.shapes, self.batched, self.rank = shapes, batched, 0
@@ -66,10 +68,18 @@ class ArrayPrinter(NumpyArrayPrinter):
         name = self.names[expr]
         missing = self.rank - len(self.shapes.get(expr, ()))
         if expr in self.batched and missing > 0:
-            return f"{name}[:{', None' * missing}]"
+            return f"{name}[:{', None' * missing}{self.spell_rest(expr)}]"
         return name
 
     # -- spelling (NumPy) ----------------------------------------------------------------
+    def spell_key(self, key, shape) -> str:
+        """The index of `key` into an array of per-sample `shape`."""
+        return key_text(key, shape)
+
+    def spell_rest(self, symbol) -> str:
+        """What ends an index that names fewer axes than `symbol`'s array has."""
+        return ""
+
     def spell_reshape(self, text: str, dims) -> str:
         return f"{text}.reshape({tuple_text(dims)})"
 
@@ -86,7 +96,8 @@ class ArrayPrinter(NumpyArrayPrinter):
     def spell_einsum(self, ins, out, texts, sizes) -> str:
         return f"np.einsum('{','.join(ins)}->{out}', {', '.join(texts)})"
 
-    def spell_broadcast(self, text: str, dims) -> str:
+    def spell_broadcast(self, text: str, dims, constant: bool = False) -> str:
+        """`constant`: `text` is a number, not an array."""
         return f"np.broadcast_to({text}, {tuple_text(dims)})"
 
     def spell_concat(self, parts, axis: int) -> str:
@@ -189,7 +200,7 @@ class ArrayPrinter(NumpyArrayPrinter):
             return self.spell_logsumexp(names[operand], rhs.axis + int(is_batched))
         if isinstance(rhs, Index):
             lead = ":, " if is_batched else ""
-            return f"{names[operand]}[{lead}{key_text(rhs.key, shapes[operand])}]"
+            return f"{names[operand]}[{lead}{self.spell_key(rhs.key, shapes[operand])}]"
         if isinstance(rhs, Extreme):
             return self.spell_extreme(rhs.which, names[operand],
                                       tuple(a + int(is_batched) for a in rhs.axes))
@@ -201,7 +212,7 @@ class ArrayPrinter(NumpyArrayPrinter):
         full = (("_n",) if lead else ()) + tuple(map(str, shape))
         lines = [Line(name, self.spell_zeros(full), lead, backward)]
         for key, piece in zip(eq.rhs.keys, eq.rhs.operands):
-            at = key_text(key, shape)
+            at = self.spell_key(key, shape)
             line = self.spell_add_at(name, f"{':, ' if lead else ''}{at}", self.names[piece])
             lines.append(Line(line.lhs, line.rhs, lead, backward))
         return lines

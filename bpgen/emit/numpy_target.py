@@ -120,11 +120,11 @@ def program(ir: IR, names: dict, free_memory: bool, dialect=ArrayPrinter) -> Pro
             text = printer.structural(eq.rhs)
         else:
             printer.rank = len(eq.shape)
-            text = print_expr(printer, eq.rhs, eq.origin, "numpy")
+            text = print_expr(printer, eq.rhs, eq.origin, printer.target)
             rhs_batched = bool(eq.rhs.free_symbols & batched)
             if shape_of(eq.rhs, shapes) != eq.shape or (is_batched and not rhs_batched):
                 full = (("_n",) if is_batched else ()) + tuple(str(d) for d in eq.shape)
-                text = printer.spell_broadcast(text, full)
+                text = printer.spell_broadcast(text, full, not eq.rhs.free_symbols)
         lines.append(Line(names[eq.lhs], text, is_batched, in_backward, in_tangent))
         symbols = set(eq.rhs.free_symbols)
         for s in list(symbols & skipped):  # what an inlined equation reads is read here
@@ -137,7 +137,7 @@ def program(ir: IR, names: dict, free_memory: bool, dialect=ArrayPrinter) -> Pro
             shape = next(p.shape for p in ir.params if p.name == r.key)
             text = printer.spell_zeros(tuple(map(str, shape))) if shape else "0.0"
         else:
-            text = print_expr(printer, r.expr, None, "numpy")
+            text = print_expr(printer, r.expr, None, printer.target)
         outputs.append(Output(r.key, text, bool(r.expr.free_symbols & batched), r.kind))
     if free_memory:
         needed = set().union(*(r.expr.free_symbols for r in ir.results))
