@@ -11,11 +11,13 @@ jax.jit, which also proves the functions trace: no value-dependent Python).
 from __future__ import annotations
 
 import importlib.util
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import NETS, TENSOR_NETS, run_cli, import_file
+from conftest import NETS, ROOT, TENSOR_NETS, import_file, run_cli
 
 array_api_compat = pytest.importorskip("array_api_compat")  # the test extra installs it
 import array_api_strict  # noqa: E402
@@ -169,7 +171,8 @@ def test_jax_grad_under_jit(anynet):
 @pytest.mark.parametrize("spec", [
     "ij,jk->ik", "Zij,jk->Zik", "Zij,Zjk->Zik", "Zi,Zi->i", "Zi,Zj->Zij", "Zij,Zij->j",
     "Zpik,Zpij->jk", "abc,cd,de->ae", "Zab,Zbc,Zca->Z", "ab,b->a", "a,b->ab", "abc->cab",
-    "abc->b", "Zab,bc->Zca", "ab,ab->ba", "Zabc,Zcb->Za", "a,a->", "ab,cd->dacb"])
+    "abc->b", "Zab,bc->Zca", "ab,ab->ba", "Zabc,Zcb->Za", "a,a->", "ab,cd->dacb",
+    "a,a,b->ab", "Za,a,b->Zab", "Z,Z,Zae->Ze", "Zab,Zb->Zab", "a,b,c->cba"])
 def test_lowered_einsum_equals_numpy_einsum(spec):
     from bpgen.emit.xp_target import lower_einsum
     rng = np.random.default_rng(len(spec))
@@ -197,8 +200,40 @@ def test_mixed_libraries_are_refused(mlp2):
     xpm = mlp2.module("array-api")
     params, data = mlp2.draw(0, 3)
     P = {k: torch.asarray(v) for k, v in params.items()}
-    with pytest.raises(TypeError, match="mlp2: .*[Mm]ultiple namespaces"):
+    x = xpm.INPUTS[0]
+    with pytest.raises(TypeError, match=f"mlp2: input '{x}' is a numpy array, parameter "
+                       f"'{xpm.PARAMS[0]}' a torch array; pass arrays of one library"):
         xpm.value_and_grad(P, data)
+
+
+def test_sgd_step_checks_lr_and_steps(mlp2):
+    xpm, ref = mlp2.module("array-api"), mlp2.module("numpy")
+    params, data = mlp2.draw(0, 3)
+    P, D = converted("torch", params, data)
+    for bad, error in ((math.nan, ValueError), (math.inf, ValueError), (None, TypeError),
+                       (True, TypeError), ("0.1", TypeError)):
+        with pytest.raises(error, match="mlp2: lr must be"):
+            xpm.sgd_step(P, D, bad)
+    value, new = xpm.sgd_step(P, D, 0.1)
+    expected_value, expected = ref.sgd_step(params, data, 0.1)
+    close(value, expected_value, "loss")
+    for k in ref.PARAMS:
+        close(new[k], expected[k], k)
+
+
+def test_erf_of_huge_and_infinite_arguments():
+    from array_api_compat import array_namespace
+    source = (ROOT / "tests" / "nets" / "functions.py")
+    assert "erf" in source.read_text()
+    import tempfile
+    with tempfile.TemporaryDirectory() as out:
+        assert run_cli("compile", source, "--target", "array-api", "-o", out) == 0
+        xpm = import_file(Path(out) / "functions_xp.py")
+        x = array_api_strict.asarray([-math.inf, -1e200, -30.5, -3.0, -0.5, 0.0, 0.7, 2.5,
+                                      9.0, 1e200, math.inf])
+        got = to_numpy(xpm._erf(array_namespace(x), x))
+    np.testing.assert_allclose(got, [math.erf(v) for v in to_numpy(x)], rtol=1e-15,
+                               atol=1e-16)
 
 
 def test_wrong_shapes_dtypes_and_names_are_named(mlp2):
@@ -222,14 +257,17 @@ def test_wrong_shapes_dtypes_and_names_are_named(mlp2):
         xpm.value_and_grad(P, {**D, x: [[0.0] * 4]})
 
 
-def test_class_labels_are_checked(tensor_nets):
+@pytest.mark.parametrize("library", ["torch", "strict", pytest.param(
+    "jax", marks=pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed"))])
+@pytest.mark.parametrize("label", [99.0, -1.0, 1.5])
+def test_class_labels_are_checked(tensor_nets, library, label):
     labels = tensor_nets["labels"]
     xpm = labels.module("array-api")
     params, data = labels.draw(0, 4)
     key = next(k for k in xpm.INPUTS if k in xpm._CLASSES)
     bad = np.asarray(data[key], dtype=float).copy()
-    bad[2] = 99
-    P, D = converted("torch", params, {**data, key: bad})
+    bad[2] = label
+    P, D = converted(library, params, {**data, key: bad})
     with pytest.raises(ValueError, match=f"labels: input '{key}' holds class labels"):
         xpm.value_and_grad(P, D)
 

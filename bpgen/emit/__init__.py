@@ -9,6 +9,7 @@ import sympy
 
 from ..autodiff import local_partial
 from ..compiler import exact_arithmetic
+from ..errors import CompileError
 from ..provenance import PLACEHOLDER, fingerprint, with_header
 from . import c_target, numpy_target, xp_target
 from .common import UnsupportedFunction
@@ -55,7 +56,11 @@ def blame(exc: UnsupportedFunction, ir) -> UnsupportedFunction:
             return UnsupportedFunction(exc.function, exc.target, eq.origin)
     for eq in forward:
         for operand in sorted(eq.rhs.free_symbols, key=lambda s: s.name):
-            if has(local_partial(eq, operand)):
+            try:
+                partial = local_partial(eq, operand)
+            except CompileError:  # a derivative the gradient never needs (of an input)
+                continue
+            if has(partial):
                 return UnsupportedFunction(
                     exc.function, exc.target, eq.origin,
                     f"the derivative of {eq.lhs.name} = {eq.rhs} with respect to "

@@ -68,7 +68,7 @@ class ArrayPrinter(NumpyArrayPrinter):
         name = self.names[expr]
         missing = self.rank - len(self.shapes.get(expr, ()))
         if expr in self.batched and missing > 0:
-            return f"{name}[:{', None' * missing}{self.spell_rest(expr)}]"
+            return f"{name}[:{', None' * missing}{self.spell_rest(len(self.shapes.get(expr, ())))}]"
         return name
 
     # -- spelling (NumPy) ----------------------------------------------------------------
@@ -76,9 +76,13 @@ class ArrayPrinter(NumpyArrayPrinter):
         """The index of `key` into an array of per-sample `shape`."""
         return key_text(key, shape)
 
-    def spell_rest(self, symbol) -> str:
-        """What ends an index that names fewer axes than `symbol`'s array has."""
+    def spell_rest(self, axes: int) -> str:
+        """What ends an index that leaves `axes` trailing axes unnamed."""
         return ""
+
+    def spell_number(self, text: str) -> str:
+        """A value that is a number, not an array (`_t0 = 1.0986`)."""
+        return text
 
     def spell_reshape(self, text: str, dims) -> str:
         return f"{text}.reshape({tuple_text(dims)})"
@@ -150,8 +154,8 @@ class ArrayPrinter(NumpyArrayPrinter):
             factors = []
             for s, t in zip(ins, texts):
                 missing = len(out) - len(s)
-                factors.append(f"{t}[:{', None' * missing}]" if s.startswith(BATCH) and missing
-                               else t)
+                factors.append(f"{t}[:{', None' * missing}{self.spell_rest(len(s) - 1)}]"
+                               if s.startswith(BATCH) and missing else t)
             return "*".join(factors)
         return self.spell_einsum(ins, out, texts, sizes)
 

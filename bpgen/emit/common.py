@@ -218,5 +218,10 @@ def print_expr(printer, expr, origin, target: str) -> str:
     try:
         return printer.doprint(expr)
     except PrintMethodNotImplementedError as exc:
-        what = str(exc).split("\n")[0].rsplit(":", 1)[-1].strip()
-        raise UnsupportedFunction(what, target, origin) from None
+        raise unsupported(exc, target, origin) from None
+
+
+def unsupported(exc: PrintMethodNotImplementedError, target: str, origin) -> UnsupportedFunction:
+    """A printer's refusal as the error that names the function and the equation."""
+    what = str(exc).split("\n")[0].rsplit(":", 1)[-1].strip()
+    return UnsupportedFunction(what, target, origin)

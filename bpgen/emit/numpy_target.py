@@ -23,12 +23,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..compiler import Compiled
-from ..ir import BACKWARD, IR, TANGENT, is_batch_sum
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
+
+from ..ir import BACKWARD, IR, N_SAMPLES, TANGENT, is_batch_sum
 from ..passes import one_sample
 from ..nodes import Assemble
 from ..tensor import Einsum, LogSumExp, Structural, matmul_form, shape_of
 from .arrays import ArrayPrinter, full_subscripts
-from .common import Line, Output, Program, Target, api_data, print_expr
+from .common import Line, Output, Program, Target, api_data, print_expr, unsupported
 from .printers import MathScalarPrinter
 
 # -- lowering choices ------------------------------------------------------------------------
@@ -89,6 +91,24 @@ def early(ir: IR) -> list:
     return front + [eq for slot in slots for eq in slot]
 
 
+def rhs_text(printer: ArrayPrinter, eq, summed, is_batched: bool) -> str:
+    """The text of an equation's right-hand side (`summed`: the equation whose
+    per-sample value it sums, printed inside the sum)."""
+    if summed is not None:
+        printer.rank = 0
+        return printer.batch_sum(summed.rhs)
+    if isinstance(eq.rhs, Structural):
+        return printer.structural(eq.rhs)
+    printer.rank = len(eq.shape)
+    text = printer.doprint(eq.rhs)
+    rhs_batched = bool(eq.rhs.free_symbols & printer.batched)
+    constant = not eq.rhs.free_symbols - {N_SAMPLES}  # a number
+    if shape_of(eq.rhs, printer.shapes) != eq.shape or (is_batched and not rhs_batched):
+        full = (("_n",) if is_batched else ()) + tuple(str(d) for d in eq.shape)
+        return printer.spell_broadcast(text, full, constant)
+    return printer.spell_number(text) if constant else text
+
+
 def program(ir: IR, names: dict, free_memory: bool, dialect=ArrayPrinter) -> Program:
     """The lines of one array function and what it returns, spelled by `dialect` (a
     subclass of ArrayPrinter)."""
@@ -113,18 +133,10 @@ def program(ir: IR, names: dict, free_memory: bool, dialect=ArrayPrinter) -> Pro
                       for ln in printer.assemble(eq, in_backward)]
             reads.extend([set(eq.rhs.free_symbols)] * (len(eq.rhs.operands) + 1))
             continue
-        if eq.lhs in summed:
-            printer.rank = 0
-            text = printer.batch_sum(summed[eq.lhs].rhs)
-        elif isinstance(eq.rhs, Structural):
-            text = printer.structural(eq.rhs)
-        else:
-            printer.rank = len(eq.shape)
-            text = print_expr(printer, eq.rhs, eq.origin, printer.target)
-            rhs_batched = bool(eq.rhs.free_symbols & batched)
-            if shape_of(eq.rhs, shapes) != eq.shape or (is_batched and not rhs_batched):
-                full = (("_n",) if is_batched else ()) + tuple(str(d) for d in eq.shape)
-                text = printer.spell_broadcast(text, full, not eq.rhs.free_symbols)
+        try:
+            text = rhs_text(printer, eq, summed.get(eq.lhs), is_batched)
+        except PrintMethodNotImplementedError as exc:
+            raise unsupported(exc, printer.target, eq.origin) from None
         lines.append(Line(names[eq.lhs], text, is_batched, in_backward, in_tangent))
         symbols = set(eq.rhs.free_symbols)
         for s in list(symbols & skipped):  # what an inlined equation reads is read here

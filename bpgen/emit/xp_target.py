@@ -25,6 +25,7 @@ import sympy
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
 
 from ..compiler import Compiled
+from ..ir import N_SAMPLES
 from ..nodes import key_text
 from .arrays import ArrayPrinter, tuple_text
 from .common import DTYPE, Line, Target, api_data
@@ -33,12 +34,14 @@ from .numpy_target import directions, program
 #: NumPy's names of the standard's elementwise functions that NumPy spells differently.
 RENAMED = {"arccos": "acos", "arcsin": "asin", "arctan": "atan", "arccosh": "acosh",
            "arcsinh": "asinh", "arctanh": "atanh", "arctan2": "atan2", "power": "pow",
-           "absolute": "abs"}
+           "absolute": "abs", "mod": "remainder"}
 
-#: Elementwise functions of the array API standard (2023.12) an expression may call.
+#: Elementwise functions of the array API standard an expression may call. The printed
+#: code passes Python numbers to binary functions (`xp.maximum(x, 0.0)`), which the
+#: standard allows from its 2024.12 revision.
 STANDARD = frozenset("""abs acos acosh asin asinh atan atan2 atanh ceil cos cosh exp expm1
-floor hypot log log1p log2 log10 logaddexp maximum minimum pow sign sin sinh sqrt square
-tan tanh trunc where copysign isfinite""".split())
+floor hypot log log1p log2 log10 logaddexp maximum minimum pow remainder sign sin sinh sqrt
+square tan tanh trunc where copysign isfinite logical_and logical_or logical_not""".split())
 
 #: NumPy constants, spelled through `math` (no array needed).
 CONSTANTS = {"pi": "math.pi", "e": "math.e", "nan": "math.nan", "inf": "math.inf"}
@@ -89,7 +92,7 @@ def _pair(a: str, ta: str, b: str, tb: str, keep: set, sizes) -> tuple[str, str]
             ta = f"{ta}[{', '.join([':'] * (len(batch) + len(left)) + ['None'] * len(right))}]"
         if left:
             tb = f"{tb}[{', '.join([':'] * len(batch) + ['None'] * len(left))}, ...]"
-        return letters, f"{ta}*{tb}"
+        return letters, f"({ta}*{tb})"
     if not left and not right and len(contracted) == 1:  # rows of dot products
         order = "".join(batch + contracted)
         return letters, f"xp.vecdot({_permute(ta, a, order)}, {_permute(tb, b, order)})"
@@ -127,6 +130,15 @@ class XpArrayPrinter(ArrayPrinter):
     """The array API standard's spelling of every array operation."""
 
     target = "array-api"
+
+    def _print_And(self, expr):
+        return self._nested("xp.logical_and", expr.args)
+
+    def _print_Or(self, expr):
+        return self._nested("xp.logical_or", expr.args)
+
+    def _print_Not(self, expr):
+        return f"xp.logical_not({self._print(expr.args[0])})"
 
     def _print_Relational(self, expr):
         op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[expr.rel_op]
@@ -200,7 +212,7 @@ class XpArrayPrinter(ArrayPrinter):
                 text = self._print(value)
             else:
                 v = self._print(value)
-                if not value.free_symbols:  # xp.where takes at most one Python number
+                if not value.free_symbols - {N_SAMPLES}:  # xp.where takes one number at most
                     v = f"xp.asarray({v}, dtype={REAL}, device=_dev)"
                 text = f"xp.where({self._print(cond)}, {v}, {text})"
         return text
@@ -210,8 +222,11 @@ class XpArrayPrinter(ArrayPrinter):
         text = key_text(key, shape)  # the standard does not fill in trailing axes
         return text if text.count(",") + 1 == len(shape) else f"{text}, ..."
 
-    def spell_rest(self, symbol):
-        return ", ..." if self.shapes.get(symbol, ()) else ""
+    def spell_rest(self, axes):
+        return ", ..." if axes else ""
+
+    def spell_number(self, text):
+        return f"xp.asarray({text}, dtype={REAL}, device=_dev)"  # every value an array
 
     def spell_reshape(self, text, dims):
         return f"xp.reshape({text}, {tuple_text(dims)})"
@@ -228,8 +243,8 @@ class XpArrayPrinter(ArrayPrinter):
         return lower_einsum(ins, out, texts, sizes)
 
     def spell_broadcast(self, text, dims, constant=False):
-        # a value may be a Python number (d_L_sum = 0.06): xp.broadcast_to takes arrays
-        text = f"xp.asarray({text}, dtype={REAL}, device=_dev)"
+        if constant:  # xp.broadcast_to takes arrays
+            text = self.spell_number(text)
         return f"xp.broadcast_to({text}, {tuple_text(dims)})"
 
     def spell_concat(self, parts, axis):
