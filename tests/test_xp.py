@@ -294,3 +294,21 @@ def test_without_hvp_asks_for_it(tmp_path):
     xpm = import_file(tmp_path / "small_xp.py")
     with pytest.raises(NotImplementedError, match="--hvp"):
         xpm.hvp({"w": 1.0}, {"x": 1.0}, {"w": 1.0})
+
+
+def test_what_only_the_array_api_cannot_print_leaves_other_targets_alone(tmp_path, capsys):
+    """sinc is NumPy's, not the standard's: the NumPy and C targets still compile the
+    network; the array API target refuses it in one line naming the function."""
+    net = tmp_path / "ripple.py"
+    net.write_text("import sympy\nimport bpgen as bp\nnet = bp.Network('ripple')\n"
+                   "x, y = net.inputs('x y')\na = net.params('a')\n"
+                   "net.loss('L', (sympy.sinc(a*x) - y)**2)\n")
+    assert run_cli("compile", net, "--target", "all", "--no-build", "-o", tmp_path / "np") == 2
+    assert "sinc" in capsys.readouterr().err  # `all` includes the array API
+    assert run_cli("compile", net, "--target", "numpy", "-o", tmp_path / "np") == 0
+    assert run_cli("compile", net, "--target", "c", "--no-build", "-o", tmp_path / "np") == 0
+    capsys.readouterr()
+    assert run_cli("compile", net, "--target", "array-api", "-o", tmp_path / "xp") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "ripple.py:6: error:" in err and "sinc" in err, err
+    assert not (tmp_path / "xp").exists()
