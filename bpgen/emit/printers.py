@@ -71,6 +71,8 @@ class _NamesMixin:
 class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
     """Batched NumPy: every operation works on arrays of samples."""
 
+    ns = "np"  # the array namespace's name in generated code
+
     def _print_Pow(self, expr, rational=False):
         if expr.exp == -1:
             return f"1/{self.parenthesize(expr.base, PRECEDENCE['Mul'], strict=True)}"
@@ -85,13 +87,13 @@ class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
         return self._helper("_sigmoid", expr.args[0])
 
     def _print_softplus(self, expr):
-        return f"np.logaddexp(0.0, {self._print(expr.args[0])})"
+        return f"{self.ns}.logaddexp(0.0, {self._print(expr.args[0])})"
 
     def _print_logaddexp(self, expr):
-        return f"np.logaddexp({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return f"{self.ns}.logaddexp({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _print_relu(self, expr):
-        return f"np.maximum({self._print(expr.args[0])}, 0.0)"
+        return f"{self.ns}.maximum({self._print(expr.args[0])}, 0.0)"
 
     def _print_step(self, expr):
         return f"1.0*({self._print(expr.args[0])} > 0)"
@@ -100,16 +102,16 @@ class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
         return f"np.heaviside({self._print(expr.args[0])}, 0.5)"
 
     def _print_Max(self, expr):
-        return self._nested("np.maximum", expr.args)
+        return self._nested(f"{self.ns}.maximum", expr.args)
 
     def _print_Min(self, expr):
-        return self._nested("np.minimum", expr.args)
+        return self._nested(f"{self.ns}.minimum", expr.args)
 
     def _print_maximum(self, expr):
-        return f"np.maximum({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return f"{self.ns}.maximum({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _print_minimum(self, expr):
-        return f"np.minimum({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return f"{self.ns}.minimum({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _print_equal(self, expr):
         return f"1.0*({self._print(expr.args[0])} == {self._print(expr.args[1])})"
