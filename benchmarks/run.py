@@ -141,7 +141,7 @@ def hand_chain(p, d, depth):
 
 
 def hand_mlp(p, d):
-    """The 64-32-10 MLP's backprop as one would write it by hand in NumPy."""
+    """The MLP's backprop (64-32-10 or any widths) as one would write it by hand in NumPy."""
     x, y = d["x"], d["y"]
     n = len(x)
     h = np.tanh(x @ p["W1"] + p["b1"])
@@ -349,6 +349,27 @@ def bench_mlp(out, repeat, frameworks):
         torch_time = median_time(tstep, repeat, 20)
         row("PyTorch eager, 1 thread", torch_time, base, "us")
         print(f"  bpgen C / PyTorch = {c_time / torch_time:.2f} (aim: below 1)")
+
+
+def bench_mlp_wide(out, repeat):
+    """The MNIST-sized MLP (784-256-10, batch 128): where BLAS wins by tiling."""
+    n = 128
+    source = (ROOT / "examples" / "mlp_digits.py").read_text()
+    for old, new in (("shape=(64,))", "shape=(784,))"), ("shape=(64, 32)", "shape=(784, 256)"),
+                     ("shape=(32,))", "shape=(256,))"), ("shape=(32, 10)", "shape=(256, 10)"),
+                     ('Network("mlp")', 'Network("mlpwide")')):
+        source = source.replace(old, new)
+    assert "(784, 256)" in source and "(256, 10)" in source
+    modules = compile_net(source, out, "mlpwide")
+    gen = modules[0][1]
+    rng = np.random.default_rng(3)
+    data = {"x": rng.random((n, 784)), "y": np.eye(10)[rng.integers(0, 10, n)]}
+    params = gen.init_params(0)
+    check_all(modules, "mlp784", params, data, hand_mlp(params, data))
+    print(f"784-256-10 MLP, batch {n}, one value_and_grad (ratio: against hand-written "
+          "NumPy with OpenBLAS)")
+    race("hand-written NumPy backprop", lambda: hand_mlp(params, data),
+         contenders(modules, "value_and_grad", params, data), repeat, 5)
 
 
 def bench_cnn(out, repeat, frameworks):
@@ -626,6 +647,7 @@ def main():
             bench_chain(out, repeat)
         if "mlp" in wanted:
             bench_mlp(out, repeat, frameworks)
+            bench_mlp_wide(out, repeat)
         if "cnn" in wanted:
             bench_cnn(out, repeat, frameworks)
         if "hvp" in wanted:

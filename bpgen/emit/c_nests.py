@@ -18,6 +18,7 @@ or a plain local for a scalar.
 
 from __future__ import annotations
 
+import re
 from math import prod
 
 import sympy
@@ -31,6 +32,7 @@ from .printers import CPrinter
 
 ACC_MAX = 64  # longest output row accumulated in a local array (registers)
 ROWS = 4  # output rows accumulated together
+TILE = 32  # columns of a long output row accumulated together
 
 
 def size(shape) -> int:
@@ -265,6 +267,9 @@ class Nests:
         if int(sizes[inner]) <= ACC_MAX and outer:
             return pre + self.blocked(outer, reduce, inner, sizes[inner], product, target,
                                       store)
+        if outer and int(sizes[inner]) % TILE == 0:  # long rows: a tile of each at a time
+            return pre + self.blocked(outer, reduce, inner, sizes[inner], product, target,
+                                      store, TILE)
         if int(sizes[inner]) <= ACC_MAX:
             row = [(var(inner), sizes[inner])]
             return pre + [Scope([
@@ -279,11 +284,23 @@ class Nests:
                  [o for o in outer if o[0] != "_z"] + [(var(inner), sizes[inner])])
         return nodes + nest(loops, [Stmt(f"{target} += {product};")])
 
-    def blocked(self, outer, reduce, inner, extent, product, target, store) -> list:
+    def blocked(self, outer, reduce, inner, extent, product, target, store,
+                tile=None) -> list:
         """ROWS rows of the output at once (the last outer axis), each accumulated in a
         local array: every operand load feeds ROWS multiply-adds, and the ROWS chains of
         additions run side by side. Past the end of that axis, the padded rows repeat its
-        first row and are not stored."""
+        first row and are not stored. With `tile`, rows longer than registers hold are
+        done `tile` columns at a time (a ROWS x tile block of the output stays in
+        registers while the contracted axes run: the micro-kernel of a blocked matrix
+        product)."""
+        if tile is not None:
+            i = f"_{inner}"
+
+            def column(text):
+                return re.sub(rf"\b{i}\b", f"({i}0 + {i}t)", text)
+            body = self.blocked(outer[-1:], reduce, f"{inner}t", str(tile), column(product),
+                                column(target), store)
+            return nest(outer[:-1], [For(f"{i}0", extent, body, step=tile)])
         v, count = outer[-1]
         tail = not (count.isdigit() and int(count) % ROWS == 0)
         lane = f"{v}0 + (_r < _rn ? _r : 0)" if tail else f"{v}0 + _r"
