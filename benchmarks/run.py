@@ -3,7 +3,7 @@
     python benchmarks/run.py            # all benchmarks (about a minute)
     python benchmarks/run.py --quick    # fewer repetitions
     python benchmarks/run.py --only mlp # one benchmark (seed, latency, chain, mlp, cnn,
-                                        # hvp, train, dask, compile, sequence)
+                                        # hvp, train, dask, xp, compile, sequence, float32)
     python benchmarks/run.py --against /tmp/base   # also another bpgen checkout's output
 
 Every figure is a median over repeated calls; ratios are against a baseline measured in
@@ -354,13 +354,7 @@ def bench_mlp(out, repeat, frameworks):
 def bench_mlp_wide(out, repeat):
     """The MNIST-sized MLP (784-256-10, batch 128): where BLAS wins by tiling."""
     n = 128
-    source = (ROOT / "examples" / "mlp_digits.py").read_text()
-    for old, new in (("shape=(64,))", "shape=(784,))"), ("shape=(64, 32)", "shape=(784, 256)"),
-                     ("shape=(32,))", "shape=(256,))"), ("shape=(32, 10)", "shape=(256, 10)"),
-                     ('Network("mlp")', 'Network("mlpwide")')):
-        source = source.replace(old, new)
-    assert "(784, 256)" in source and "(256, 10)" in source
-    modules = compile_net(source, out, "mlpwide")
+    modules = compile_net(wide_mlp_source("mlpwide"), out, "mlpwide")
     gen = modules[0][1]
     rng = np.random.default_rng(3)
     data = {"x": rng.random((n, 784)), "y": np.eye(10)[rng.integers(0, 10, n)]}
@@ -600,6 +594,84 @@ def race_xp(out, name, size, data, repeat, number, unit, frameworks):
          number, unit)
 
 
+def wide_mlp_source(name: str) -> str:
+    """examples/mlp_digits.py widened to 784-256-10 (MNIST-sized), as network `name`."""
+    source = (ROOT / "examples" / "mlp_digits.py").read_text()
+    for old, new in (("shape=(64,))", "shape=(784,))"), ("shape=(64, 32)", "shape=(784, 256)"),
+                     ("shape=(32,))", "shape=(256,))"), ("shape=(32, 10)", "shape=(256, 10)"),
+                     ('Network("mlp")', f'Network("{name}")')):
+        source = source.replace(old, new)
+    assert "(784, 256)" in source and "(256, 10)" in source
+    return source
+
+
+def single(values):
+    return {k: (np.asarray(v, np.float32) if np.ndim(v) else v) for k, v in values.items()}
+
+
+def bench_float32(out, repeat):
+    """float64 and float32 builds side by side, with hand-written NumPy in both types."""
+    print("float32 (--dtype float32) against float64, value_and_grad (ratio: against "
+          "hand-written NumPy in float64)")
+    cases = [
+        ("seed 2-2-1, N = 100,000", SEED_SUM.replace('"seedsum"', '"{name}"'), 100_000,
+         lambda rng, n: {"x1": rng.normal(size=n), "x2": rng.normal(size=n),
+                         "y": rng.normal(size=n)}, hand_seed, 1),
+        ("32-layer chain, N = 10,000", chain_source(32, "{name}"), 10_000,
+         lambda rng, n: {"x": rng.normal(size=n), "y": rng.normal(size=n)},
+         lambda p, d: hand_chain(p, d, 32), 1),
+        ("MLP 64-32-10, batch 256",
+         (ROOT / "examples" / "mlp_digits.py").read_text().replace('"mlp"', '"{name}"'), 256,
+         lambda rng, n: {"x": rng.random((n, 64)), "y": np.eye(10)[rng.integers(0, 10, n)]},
+         hand_mlp, 20),
+        ("MLP 784-256-10, batch 128", wide_mlp_source("{name}"), 128,
+         lambda rng, n: {"x": rng.random((n, 784)), "y": np.eye(10)[rng.integers(0, 10, n)]},
+         hand_mlp, 5),
+    ]
+    for k, (title, template, n, draw, hand, number) in enumerate(cases):
+        builds = {}
+        for dtype in ("float64", "float32"):
+            name = f"f{k}{dtype[-2:]}"
+            source = template.replace("{name}", name)
+            assert f'"{name}"' in source
+            net_file = out / f"{name}_net.py"
+            net_file.write_text(source)
+            assert bpgen_main(["compile", str(net_file), "--target", "all", "--dtype", dtype,
+                               "-o", str(out)]) == 0
+            builds[dtype] = (load(out / f"{name}.py", f"bench_{name}"),
+                             load(out / f"{name}_c.py", f"bench_{name}_c"))
+        rng = np.random.default_rng(5)
+        data = draw(rng, n)
+        gen = builds["float64"][0]
+        params = gen.init_params(0)
+        if "W1" in params:
+            params["b1"] = rng.normal(0, 0.1, params["b1"].shape)
+        if not gen.SHAPES[gen.PARAMS[0]]:
+            params = {p: float(v) for p, v in zip(gen.PARAMS, rng.normal(0, 0.7, len(gen.PARAMS)))}
+        p32, d32 = single(params), single(data)
+        want = hand(params, data)
+        for dtype, (m, c) in builds.items():
+            for label, module in (("NumPy", m), ("C", c)):
+                value, grads = module.value_and_grad(*((p32, d32) if dtype == "float32" else
+                                                       (params, data)))
+                tol = 1e-9 if dtype == "float64" else 1e-3
+                scale = max(1.0, *(float(np.max(np.abs(g))) for g in want[1].values()))
+                assert abs(value - want[0]) <= tol * max(1.0, abs(want[0])), (title, label)
+                for key, g in want[1].items():
+                    assert np.max(np.abs(grads[key] - g)) <= tol * scale, (title, label, key)
+        print(f" {title}")
+        calls = [("hand-written NumPy, float32", lambda h=hand, a=(p32, d32): h(*a))]
+        for dtype, (m, c) in builds.items():
+            args = (p32, d32) if dtype == "float32" else (params, data)
+            calls += [(f"bpgen NumPy, {dtype}", lambda m=m, a=args: m.value_and_grad(*a)),
+                      (f"bpgen C, {dtype}", lambda c=c, a=args: c.value_and_grad(*a))]
+        times = race("hand-written NumPy, float64",
+                     lambda h=hand, a=(params, data): h(*a), calls, repeat, number)
+        print(f"  C float32 / C float64 = "
+              f"{times['bpgen C, float32'] / times['bpgen C, float64']:.2f}; NumPy float32 / "
+              f"float64 = {times['bpgen NumPy, float32'] / times['bpgen NumPy, float64']:.2f}")
+
+
 def bench_compile(out):
     print("compile time and generated size of the deep chain (NumPy + C sources, and the "
           "C library built; ratio: against 16 layers)")
@@ -622,7 +694,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--only", choices=["seed", "latency", "chain", "mlp", "cnn", "hvp",
-                                           "train", "dask", "xp", "compile", "sequence"],
+                                           "train", "dask", "xp", "compile", "sequence",
+                                           "float32"],
                         action="append", help="run only these benchmarks (repeatable)")
     parser.add_argument("--against", type=Path, metavar="TREE",
                         help="also time the output of the bpgen in TREE (another checkout)")
@@ -630,7 +703,7 @@ def main():
     global AGAINST
     AGAINST = args.against.resolve() if args.against else None
     wanted = set(args.only or ["seed", "latency", "chain", "mlp", "cnn", "hvp", "train",
-                               "dask", "xp", "compile", "sequence"])
+                               "dask", "xp", "compile", "sequence", "float32"])
     repeat = 5 if args.quick else 21
     frameworks = optional_frameworks()
     print(f"bpgen {bp.__version__}, NumPy {np.__version__}, Python {sys.version.split()[0]}; "
@@ -662,6 +735,8 @@ def main():
             bench_compile(out)
         if "sequence" in wanted:
             bench_sequence(out)
+        if "float32" in wanted:
+            bench_float32(out, repeat)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import OutputError
@@ -31,12 +32,14 @@ def require_compiler() -> None:
 
 
 def build_libraries(files: dict, progress=None) -> dict[str, bytes]:
-    """{library file name: its bytes} for every C wrapper among `files`."""
+    """{library file name: its bytes} for every C wrapper among `files`. Libraries build
+    concurrently, one C compiler per CPU; the first failure (in name order) is raised."""
     built: dict[str, bytes] = {}
     wrappers = sorted(name for name in files if name.endswith("_c.py"))
     if not wrappers:
         return built
     with tempfile.TemporaryDirectory(prefix="bpgen-build-") as scratch:
+        stems = []
         for wrapper in wrappers:
             stem = wrapper[:-len("_c.py")]
             for name in (f"{stem}.h", f"{stem}.c", wrapper):
@@ -46,10 +49,18 @@ def build_libraries(files: dict, progress=None) -> dict[str, bytes]:
                 print(f"bpgen: building {stem}: its C source is {size // 1024} KiB, which the "
                       "C compiler may take minutes to build (--no-build writes the sources "
                       "only)", file=sys.stderr)
-            if progress:
-                progress.update(f"building {stem} with the C compiler…")
-            library = _build(Path(scratch, wrapper), stem)
-            built[library.name] = library.read_bytes()
+            stems.append(stem)
+        if progress:
+            progress.update(f"building {', '.join(stems)} with the C compiler…"
+                            if len(stems) <= 3 else
+                            f"building {len(stems)} libraries with the C compiler…")
+        workers = min(len(stems), os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # the compilers run apart
+            futures = [pool.submit(_build, Path(scratch, f"{stem}_c.py"), stem)
+                       for stem in stems]
+            for future in futures:
+                library = future.result()
+                built[library.name] = library.read_bytes()
     return built
 
 

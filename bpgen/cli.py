@@ -21,6 +21,7 @@ from pathlib import Path
 from . import __version__
 from .compiler import compile_network
 from .emit import TARGETS, emit, files_of
+from .emit.common import DTYPES
 from .errors import BpgenError, LoadError, OutputError
 from .loader import current_line, display_path, load_networks, split_spec
 from .build import build_libraries, require_compiler
@@ -32,6 +33,7 @@ examples:
   bpgen compile examples/seed.py                  # NumPy module in generated/
   bpgen compile examples/*.py --target all        # NumPy and C, builds the C library
   bpgen compile net.py:seed -o out --target c     # one network of net.py, into out/
+  bpgen compile net.py --target c --dtype float32 -o out32   # single precision
   bpgen compile examples/*.py --target all --check   # CI: fail if generated/ is stale
   bpgen explain examples/seed.py --wrt w11        # the chain rule, factor by factor
   bpgen explain examples/seed.py --format latex --standalone > seed.tex
@@ -72,6 +74,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--hvp", action="store_true",
                    help="also generate exact Hessian-vector products (hvp, hvp_flat) for "
                    "every network (one asks for them with bp.Network(name, hvp=True))")
+    c.add_argument("--dtype", choices=DTYPES, default=DTYPES[0],
+                   help="the real type of the generated code (default: float64); float32 "
+                   "computes in single precision on both targets")
     c.add_argument("--no-build", action="store_true",
                    help="with the C target, write sources but do not build the library")
     c.add_argument("-v", "--verbose", action="store_true",
@@ -256,7 +261,7 @@ def _compile(args, progress) -> int:
             net.hvp = net.hvp or args.hvp
             compiled = in_worker(compile_network, net, source_for(net_file, out_dir),
                                  lambda stage, n=net.name:
-                                 progress.update(f"{n}: {stage or 'emit'}…"),
+                                 progress.update(f"{n}: {stage or 'emit'}…"), args.dtype,
                                  timeout=args.timeout, what=f"compiling network {net.name!r}")
             for d in compiled.diagnostics:
                 print(d, file=sys.stderr)
@@ -279,8 +284,11 @@ def _compile(args, progress) -> int:
         text = diff(out_dir, files)
         if text:
             sys.stdout.write(text)
+            extra = "".join(f" --{flag}" for flag in ("hvp",) if getattr(args, flag))
+            if args.dtype != DTYPES[0]:
+                extra += f" --dtype {args.dtype}"
             print(f"bpgen: {out_dir} is out of date; run: bpgen compile "
-                  f"{' '.join(args.nets)} --target {args.target} -o {args.output}",
+                  f"{' '.join(args.nets)} --target {args.target}{extra} -o {args.output}",
                   file=sys.stderr)
             return EXIT_OUT_OF_DATE
         return EXIT_OK

@@ -38,12 +38,14 @@ class Compiled:
     names: dict  # symbol -> identifier, shared by all programs and targets
     diagnostics: tuple[Diagnostic, ...] = ()
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    dtype: str = "float64"  # the real type of the generated code (emit.common.REALS)
 
 
-def compile_network(net: Network, source: str, progress=None) -> Compiled:
-    """`progress(stage)`, if given, is called as each stage starts."""
+def compile_network(net: Network, source: str, progress=None, dtype="float64") -> Compiled:
+    """`progress(stage)`, if given, is called as each stage starts. `dtype`: the real
+    type of the code to emit, "float64" or "float32"; it changes no IR."""
     with exact_arithmetic():
-        return _compile(net, source, progress)
+        return replace(_compile(net, source, progress), dtype=dtype)
 
 
 @contextmanager

@@ -35,6 +35,22 @@ def test_every_test_network_matches_its_golden_files(path, tmp_path, monkeypatch
         compare_or_update(fresh, golden, update_goldens, str(golden.relative_to(ROOT)))
 
 
+FLOAT32 = [ROOT / "examples" / "seed.py", ROOT / "tests" / "nets" / "stable.py",
+           ROOT / "tests" / "tensor_nets" / "mlp2.py"]
+
+
+@pytest.mark.parametrize("path", FLOAT32, ids=lambda p: p.stem)
+def test_float32_builds_match_their_golden_files(path, monkeypatch, update_goldens):
+    """`--dtype float32` of a scalar network, one with every math helper, and an MLP:
+    float literals and functions, the float polynomials, float32 arrays."""
+    monkeypatch.chdir(ROOT)
+    golden = ROOT / "tests" / "golden" / "float32" / path.stem
+    with fresh_beside(golden) as fresh:
+        assert run_cli("compile", path.relative_to(ROOT), "--target", "all", "--no-build",
+                       "--dtype", "float32", "-o", fresh) == 0
+        compare_or_update(fresh, golden, update_goldens, str(golden.relative_to(ROOT)))
+
+
 def test_check_mode_passes_on_goldens_and_fails_on_a_stale_copy(tmp_path, monkeypatch,
                                                                  capsys):
     monkeypatch.chdir(ROOT)

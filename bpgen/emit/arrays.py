@@ -82,7 +82,7 @@ class ArrayPrinter(NumpyArrayPrinter):
 
     def spell_number(self, text: str) -> str:
         """A value that is a number, not an array (`_t0 = 1.0986`)."""
-        return text
+        return self.typed(text)
 
     def spell_reshape(self, text: str, dims) -> str:
         return f"{text}.reshape({tuple_text(dims)})"
@@ -102,13 +102,14 @@ class ArrayPrinter(NumpyArrayPrinter):
 
     def spell_broadcast(self, text: str, dims, constant: bool = False) -> str:
         """`constant`: `text` is a number, not an array."""
-        return f"np.broadcast_to({text}, {tuple_text(dims)})"
+        return f"np.broadcast_to({self.typed(text) if constant else text}, {tuple_text(dims)})"
 
     def spell_concat(self, parts, axis: int) -> str:
         return f"np.concatenate([{', '.join(parts)}], axis={axis})"
 
     def spell_zeros(self, dims) -> str:
-        return f"np.zeros({tuple_text(dims)})"
+        dtype = "" if self.scalar_type is None else f", dtype={self.scalar_type}"
+        return f"np.zeros({tuple_text(dims)}{dtype})"
 
     def spell_extreme(self, which: str, text: str, axes: tuple) -> str:
         return f"np.{which}({text}, axis={axes[0] if len(axes) == 1 else axes})"

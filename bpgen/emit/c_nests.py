@@ -28,7 +28,6 @@ from ..nodes import Assemble, Concat, Extreme, Index, key_shape
 from ..tensor import Einsum, LogSumExp, Reshape
 from .cloops import Comment, For, Scope, Stmt, nest
 from .common import print_expr
-from .printers import CPrinter
 
 ACC_MAX = 64  # longest output row accumulated in a local array (registers)
 ROWS = 4  # output rows accumulated together
@@ -166,7 +165,8 @@ class Nests:
             k_out += 1
         x = f"{self.name(op)}[{index(parts)}]"
         better = ">" if which == "max" else "<"
-        start = "-HUGE_VAL" if which == "max" else "HUGE_VAL"
+        huge = self.ctx.printer({}).huge()
+        start = f"-{huge}" if which == "max" else huge
         return nest(loops, [Scope([
             Stmt(f"{self.ctx.real} _best = {start};"),
             Comment("nan wins, as in NumPy"),
@@ -222,7 +222,7 @@ class Nests:
     cell = scalar_or
 
     def print(self, eq, texts) -> str:
-        printer = CPrinter({**texts, N_SAMPLES: f"({self.ctx.real})_n"})
+        printer = self.ctx.printer(texts)
         text = print_expr(printer, eq.rhs, eq.origin, "c")
         self.helpers |= printer.helpers
         return text
@@ -341,12 +341,12 @@ class Nests:
             k_out += 1
         x = f"{self.name(op)}[{index(parts + [('_a', st[axis])])}]"
         self.helpers.add("bp_exp")
-        real = self.ctx.real
+        real, p = self.ctx.real, self.ctx.printer({})
         body = [Scope([
-            Stmt(f"{real} _max = -HUGE_VAL, _sum = 0.0;"),
+            Stmt(f"{real} _max = -{p.huge()}, _sum = {p.num('0.0')};"),
             For("_a", str(shape[axis]), [Stmt(f"_max = {x} > _max ? {x} : _max;")]),
             Comment("inf or nan: around 0, so inf - inf does not make a nan"),
-            Stmt("_max = isfinite(_max) ? _max : 0.0;"),
+            Stmt(f"_max = isfinite(_max) ? _max : {p.num('0.0')};"),
             For("_a", str(shape[axis]), [Stmt(f"_sum += bp_exp({x} - _max);")]),
-            Stmt(f"{self.cell(eq.lhs, index(out_parts))} = _max + log(_sum);")])]
+            Stmt(f"{self.cell(eq.lhs, index(out_parts))} = _max + {p.math('log')}(_sum);")])]
         return nest(loops, body)

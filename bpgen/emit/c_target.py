@@ -28,18 +28,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..compiler import Compiled
 from ..ir import IR, N_SAMPLES, is_batch_sum
 from ..tensor import Structural
 from .c_nests import Nests, ref, size
 from .c_outline import outline
 from .cloops import Stmt, fuse, nest, render
-from .common import Target, Value, api_data, print_expr
+from .common import Real, Target, Value, api_data, print_expr, real_of
 from .printers import CPrinter
 
 REAL = "bp_real"  # the real type: one typedef in the header
-LANES = 8
-ALIGN = 8  # reals: every workspace array starts on a 64-byte boundary
+VECTOR = 64  # bytes: partial sums in LANES = VECTOR/sizeof(real) lanes; arrays aligned to it
 BLOCK_BYTES = 512 * 1024  # block arrays of one function fit in L2
 MAX_BLOCK = 256
 #: C helpers and the helpers each one needs.
@@ -49,8 +50,14 @@ HELPER_DEPS = {"bp_exp": ("bp_expm1_poly",), "bp_tanh": ("bp_expm1_poly",),
                "bp_logaddexp": ("bp_exp", "bp_expm1_poly")}
 
 
-def padded(n: int) -> int:
-    return -(-n // ALIGN) * ALIGN
+def lanes(fp: Real) -> int:
+    """Reals per VECTOR bytes: the lanes of a sum over samples, and the alignment (in
+    reals) of every workspace array."""
+    return VECTOR // np.dtype(fp.dtype).itemsize
+
+
+def padded(n: int, fp: Real) -> int:
+    return -(-n // lanes(fp)) * lanes(fp)
 
 
 @dataclass
@@ -66,13 +73,15 @@ class Function:
     returns: str | None = None
     work: int = 0  # reals of workspace this function uses
     helpers: set = field(default_factory=set)
+    printer: object = None  # texts -> a CPrinter of the function's real type
 
 
 class Builder:
     """The context of one function: names, shapes, phases, workspace, transposed copies."""
 
-    def __init__(self, ir: IR, names: dict, block: int):
-        self.ir, self.real, self.block_size = ir, REAL, block
+    def __init__(self, ir: IR, names: dict, block: int, fp: Real):
+        self.ir, self.real, self.block_size, self.fp = ir, REAL, block, fp
+        self.printer_class = CPrinter.of(fp)
         self.shapes = ir.shapes()
         self.batched = ir.batched()
         self.names = dict(names)
@@ -89,9 +98,13 @@ class Builder:
         self.work = 0
         self.arrays: list = []
 
+    def printer(self, texts: dict) -> CPrinter:
+        """A printer of expressions over `texts` (symbol -> C text) in this real type."""
+        return self.printer_class({**texts, N_SAMPLES: f"({REAL})_n"})
+
     def allocate(self, name: str, reals: int) -> None:
         self.arrays.append(Stmt(f"{REAL} *restrict {name} = _work + {self.work};"))
-        self.work += padded(reals)
+        self.work += padded(reals, self.fp)
 
     def transposed(self, operand, sub, inner, sizes):
         """A per-batch operand copied with axis `inner` last, once per call: (its name,
@@ -135,10 +148,11 @@ def phases(ir: IR, totals: set, batched: set) -> dict:
     return where
 
 
-def function(ir: IR, names: dict, block: int, outputs: dict, n_params=None) -> Function:
+def function(ir: IR, names: dict, block: int, fp: Real, outputs: dict,
+             n_params=None) -> Function:
     """`outputs`: symbol -> the caller's array that receives it (`grad[k]`, `_out[k]`).
     Parameters after the first `n_params` (hvp's direction) come from `_tangents`."""
-    b = Builder(ir, names, block)
+    b = Builder(ir, names, block, fp)
     f = Function()
     nests = Nests(b)
     where = phases(ir, b.totals, b.batched)
@@ -163,7 +177,7 @@ def function(ir: IR, names: dict, block: int, outputs: dict, n_params=None) -> F
         elif s in outputs:
             f.pointers.append(Stmt(f"{REAL} *restrict {names[s]} = {outputs[s]};"))
         elif s in b.lane_totals:
-            f.pointers.append(Stmt(f"{REAL} {names[s]}_lanes[{LANES}] = {{0.0}};"))
+            f.pointers.append(Stmt(f"{REAL} {names[s]}_lanes[{lanes(fp)}] = {{0.0}};"))
         elif s in b.scalar_totals or (s in b.locals and not eq.rhs.is_Atom and
                                       isinstance(eq.rhs, Structural)):
             f.pointers.append(Stmt(f"{REAL} {names[s]} = 0.0;"))
@@ -192,6 +206,7 @@ def function(ir: IR, names: dict, block: int, outputs: dict, n_params=None) -> F
     f.helpers |= nests.helpers
     f.pointers = b.arrays + f.pointers
     f.work = b.work
+    f.printer = b.printer
     return f
 
 
@@ -207,7 +222,7 @@ def result_nodes(ir: IR, names: dict, f: Function, targets: dict, first: int = 1
         symbols = r.expr.free_symbols - {N_SAMPLES}
         at = "_i" if n > 1 else "0"
         texts = {s: f"{names[s]}[{at}]" if shapes[s] else names[s] for s in symbols}
-        printer = CPrinter({**texts, N_SAMPLES: f"({REAL})_n"})
+        printer = f.printer(texts)
         (symbol,) = symbols if len(symbols) == 1 else (None,)
         if symbol is not None and targets.get(symbol) == f"{array}[{k}]":
             factor = r.expr / symbol
@@ -240,7 +255,7 @@ def grad_targets(ir: IR, first: int = 1, array: str = "_grad") -> dict:
     return out
 
 
-def block_size(irs) -> int:
+def block_size(irs, fp: Real) -> int:
     """The most samples per block whose block arrays fit BLOCK_BYTES (a power of two)."""
     per_sample = 0
     for ir in irs:
@@ -248,7 +263,7 @@ def block_size(irs) -> int:
         per_sample = max(per_sample, sum(size(eq.shape) for eq in ir.equations
                                          if eq.lhs in batched))
     block = MAX_BLOCK
-    while block > 1 and block * per_sample * 8 > BLOCK_BYTES:
+    while block > 1 and block * per_sample * np.dtype(fp.dtype).itemsize > BLOCK_BYTES:
         block //= 2
     return block
 
@@ -274,15 +289,15 @@ def rendered(f: Function) -> Rendered:
 
 
 def prepare(compiled: Compiled) -> dict:
-    ir, names = compiled.ir, compiled.names
+    ir, names, fp = compiled.ir, compiled.names, real_of(compiled)
     programs = compiled.programs
     # hvp uses the others' block: adding it changes nothing in them
-    block = block_size([programs[k] for k in ("loss", "forward", "value_and_grad")])
+    block = block_size([programs[k] for k in ("loss", "forward", "value_and_grad")], fp)
     vg, fwd, loss_ir = programs["value_and_grad"], programs["forward"], programs["loss"]
     targets = grad_targets(vg)
-    functions = {"loss": function(loss_ir, names, block, {}),
-                 "value_and_grad": function(vg, names, block, targets),
-                 "forward": function(fwd, names, block, {
+    functions = {"loss": function(loss_ir, names, block, fp, {}),
+                 "value_and_grad": function(vg, names, block, fp, targets),
+                 "forward": function(fwd, names, block, fp, {
                      r.expr: f"_out[{k}]" for k, r in enumerate(fwd.results)
                      if r.expr in fwd.batched()})}
     functions["value_and_grad"].epilogue += result_nodes(vg, names,
@@ -290,12 +305,12 @@ def prepare(compiled: Compiled) -> dict:
     if "hvp" in programs:
         hvp = programs["hvp"]
         hvp_targets = grad_targets(hvp, 0, "_out")
-        functions["hvp"] = function(hvp, names, block, hvp_targets, len(ir.params))
+        functions["hvp"] = function(hvp, names, block, fp, hvp_targets, len(ir.params))
         functions["hvp"].epilogue += result_nodes(hvp, names, functions["hvp"], hvp_targets,
                                                   0, "_out")
     for key, program in (("loss", loss_ir), ("value_and_grad", vg)):
-        printer = CPrinter({**{s: names[s] for s in program.results[0].expr.free_symbols
-                               if s != N_SAMPLES}, N_SAMPLES: f"({REAL})_n"})
+        printer = functions[key].printer({s: names[s] for s in program.results[0].expr.free_symbols
+                                          if s != N_SAMPLES})
         functions[key].returns = printer.doprint(program.results[0].expr)
     declared = {eq.lhs.name: eq.shape for eq in ir.forward()}
     fwd_shapes, fwd_batched = fwd.shapes(), fwd.batched()
@@ -309,7 +324,7 @@ def prepare(compiled: Compiled) -> dict:
         # the same for every sample: copied to each sample's slot
         texts = {s: f"{names[s]}[_i]" if fwd_shapes[s] else names[s]
                  for s in r.expr.free_symbols}
-        value = print_expr(CPrinter(texts), r.expr, None, "c")
+        value = print_expr(forward.printer(texts), r.expr, None, "c")
         forward.block += nest([("_z", "_m"), ("_i", str(n))] if shape else [("_z", "_m")],
                               [Stmt(f"_out[{k}][(_i0 + _z)*{n}"
                                     f"{' + _i' if shape else ''}] = {value};")])
@@ -319,22 +334,23 @@ def prepare(compiled: Compiled) -> dict:
         for h in f.helpers:
             helpers.add(h)
             helpers.update(HELPER_DEPS.get(h, ()))
-    grad_space = sum(padded(size(p.shape)) for p in ir.params)
-    return dict(api_data(compiled), real=REAL, lanes=LANES, block=block, align=ALIGN,
+    grad_space = sum(padded(size(p.shape), fp) for p in ir.params)
+    return dict(api_data(compiled), real=REAL, lanes=lanes(fp), block=block, align=lanes(fp),
+                suffix=fp.suffix,
                 functions={k: rendered(f) for k, f in functions.items()},
                 helpers=sorted(helpers), values=values, grad_space=grad_space,
                 nests=nests,
-                param_offsets=offsets([size(p.shape) for p in ir.params]),
+                param_offsets=offsets([size(p.shape) for p in ir.params], fp),
                 work=max(f.work for f in functions.values()), contiguous=True,
                 cflags=("-std=c99", "-O3", "-march=native", "-ffp-contract=fast"),
                 one_sample=ir.all_scalar())
 
 
-def offsets(sizes) -> list[int]:
+def offsets(sizes, fp: Real) -> list[int]:
     out, at = [], 0
     for n in sizes:
         out.append(at)
-        at += padded(n)
+        at += padded(n, fp)
     return out
 
 

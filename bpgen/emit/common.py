@@ -123,8 +123,36 @@ class Init:
     scale: float
 
 
-#: The real type, by its one name in each language (NumPy's, ctypes' and C's).
-DTYPE, C_TYPE = "float64", "double"
+@dataclass(frozen=True)
+class Real:
+    """The real type of a build (`bpgen compile --dtype`), by its one name in each
+    language, and what depends on it."""
+
+    dtype: str  # NumPy's name (and ctypes' c_<c>)
+    c: str  # C's
+    suffix: str  # of C's literals and <math.h> functions: 2.0f, expf
+
+    @property
+    def range_text(self) -> str:
+        """Its range, for messages: 'a double (about ±1.8e308)'."""
+        top = f"{float(np.finfo(self.dtype).max):.1e}".replace("e+", "e")
+        return f"{'a double' if self.dtype == 'float64' else self.dtype} (about ±{top})"
+
+    @property
+    def exp_limit(self) -> int:
+        """The largest |a| for which exp(a) neither overflows nor underflows, even summed
+        over 2**digits terms (a sum of floats stops growing long before): 673 for
+        float64, 72 for float32. Below it log-sum-exp needs no shift by the maximum."""
+        info = np.finfo(self.dtype)
+        return math.floor(math.log(float(info.max)) - (info.nmant + 1) * math.log(2))
+
+
+REALS = {"float64": Real("float64", "double", ""), "float32": Real("float32", "float", "f")}
+DTYPES = tuple(REALS)  # the first is the default
+
+
+def real_of(compiled) -> Real:
+    return REALS[compiled.dtype]
 
 #: The standard deviation of a scalar parameter's initial value.
 INIT_STD = 0.5
@@ -161,7 +189,8 @@ def api_data(compiled) -> dict:
                         if v.symbol in labels],
                 params=[value(v) for v in ir.params], inputs=[value(v) for v in ir.inputs],
                 constants=[constant_data(v, names[v.symbol]) for v in ir.constants],
-                init=init_spec(ir), init_std=INIT_STD, dtype=DTYPE, dtype_c=C_TYPE,
+                init=init_spec(ir), init_std=INIT_STD, dtype=compiled.dtype,
+                dtype_c=real_of(compiled).c, range_text=real_of(compiled).range_text,
                 offsets=flat_offsets, n_flat=sum(sizes),
                 has_hvp="hvp" in compiled.programs)
 

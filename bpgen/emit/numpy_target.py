@@ -30,7 +30,8 @@ from ..passes import one_sample
 from ..nodes import Assemble
 from ..tensor import Einsum, LogSumExp, Structural, matmul_form, shape_of
 from .arrays import ArrayPrinter, full_subscripts
-from .common import Line, Output, Program, Target, api_data, print_expr, unsupported
+from .common import (Line, Output, Program, Target, api_data, print_expr, real_of,
+                     unsupported)
 from .printers import MathScalarPrinter
 
 # -- lowering choices ------------------------------------------------------------------------
@@ -195,14 +196,12 @@ def scalar_program(ir: IR, names: dict) -> Program:
 
 
 def prepare(compiled: Compiled) -> dict:
-    names = compiled.names
-    programs = {"loss": program(compiled.programs["loss"], names, True),
-                "value_and_grad": program(compiled.programs["value_and_grad"], names, True),
-                "forward": program(compiled.programs["forward"], names, False)}
-    if "hvp" in compiled.programs:
-        programs["hvp"] = program(compiled.programs["hvp"], names, True)
+    names, dialect = compiled.names, ArrayPrinter.of(compiled.dtype)
+    programs = {k: program(compiled.programs[k], names, k != "forward", dialect)
+                for k in ("loss", "value_and_grad", "forward", "hvp")
+                if k in compiled.programs}
     scalar = None
-    if compiled.ir.all_scalar():
+    if compiled.ir.all_scalar() and compiled.dtype == "float64":  # `math` has only doubles
         scalar = {k: scalar_program(compiled.programs[k], names)
                   for k in ("loss", "value_and_grad")}
     everything = list(programs.values()) + list((scalar or {}).values())
@@ -213,7 +212,8 @@ def prepare(compiled: Compiled) -> dict:
            for eq in p.equations):
         helpers.add("_logsumexp")
     return dict(api_data(compiled), programs=programs, one_sample=scalar,
-                helpers=sorted(helpers), contiguous=False, directions=directions(compiled))
+                helpers=sorted(helpers), contiguous=False, directions=directions(compiled),
+                exp_limit=real_of(compiled).exp_limit)
 
 
 def directions(compiled: Compiled) -> list[str]:

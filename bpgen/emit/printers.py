@@ -11,6 +11,7 @@ one-line `CompileError` naming the equation. Helpers a printed expression needs 
 from __future__ import annotations
 
 import sympy
+import sympy.codegen.ast
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import NumPyPrinter
@@ -72,6 +73,32 @@ class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
     """Batched NumPy: every operation works on arrays of samples."""
 
     ns = "np"  # the array namespace's name in generated code
+    #: None: numbers print as Python numbers, which NumPy never lets widen an array. Set
+    #: (by `of`) for a real type narrower than a Python float: a number that would make a
+    #: new array by itself (np.where of two numbers, 1.0*(x > 0)) is made of that type.
+    scalar_type: str | None = None
+
+    @classmethod
+    def of(cls, dtype: str) -> type:
+        """The printer that computes in `dtype` (its type is `_DTYPE` in the module)."""
+        if dtype == "float64":
+            return cls
+        return type(f"{cls.__name__}_{dtype}", (cls,), {"scalar_type": "_DTYPE"})
+
+    def typed(self, text: str) -> str:
+        """A number that makes an array of the real type by itself."""
+        return text if self.scalar_type is None else f"{self.scalar_type}({text})"
+
+    def literal_numbers(self) -> bool:
+        """Whether a number such as log(5) prints as its value, not as a call: np.log(5)
+        is a float64 that would widen a float32 array."""
+        return self.scalar_type is not None
+
+    def _print(self, expr, **kwargs):
+        if self.literal_numbers() and isinstance(expr, sympy.Expr) and not expr.is_Atom \
+                and expr.is_number and expr.is_finite and expr.is_extended_real:
+            return repr(float(expr))
+        return super()._print(expr, **kwargs)
 
     def _print_Pow(self, expr, rational=False):
         if expr.exp == -1:
@@ -96,7 +123,7 @@ class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
         return f"{self.ns}.maximum({self._print(expr.args[0])}, 0.0)"
 
     def _print_step(self, expr):
-        return f"1.0*({self._print(expr.args[0])} > 0)"
+        return f"{self.typed('1.0')}*({self._print(expr.args[0])} > 0)"
 
     def _print_Heaviside(self, expr):
         return f"np.heaviside({self._print(expr.args[0])}, 0.5)"
@@ -114,7 +141,7 @@ class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
         return f"{self.ns}.minimum({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _print_equal(self, expr):
-        return f"1.0*({self._print(expr.args[0])} == {self._print(expr.args[1])})"
+        return f"{self.typed('1.0')}*({self._print(expr.args[0])} == {self._print(expr.args[1])})"
 
     def _print_erf(self, expr):
         return self._helper("_erf", expr.args[0])
@@ -125,10 +152,13 @@ class NumpyArrayPrinter(_NamesMixin, NumPyPrinter):
     def _print_Piecewise(self, expr):
         text = "np.nan"
         for value, cond in reversed(expr.args):
+            v = self._print(value)
+            if not value.free_symbols:  # np.where of numbers only makes a float64 array
+                v = self.typed(v)
             if cond == sympy.true:
-                text = self._print(value)
+                text = v
             else:
-                text = f"np.where({self._print(cond)}, {self._print(value)}, {text})"
+                text = f"np.where({self._print(cond)}, {v}, {text})"
         return text
 
 
@@ -191,14 +221,38 @@ class MathScalarPrinter(_NamesMixin, PythonCodePrinter):
 
 class CPrinter(_NamesMixin, C99CodePrinter):
     """C99 on `bp_real`; powers as products, vectorisable helpers for tanh/exp/sigmoid.
-    No math macros (M_LN2 is not C99): constants print as their values."""
+    No math macros (M_LN2 is not C99): constants print as their values. The class
+    computes in double; `CPrinter.of(real)` gives the printer of another real type, whose
+    literals and <math.h> functions carry its suffix (2.0f, expf)."""
 
     real = "bp_real"  # the real type's one name
+    suffix = ""  # of literals and <math.h> functions: "" for double, "f" for float
 
     def __init__(self, names: dict, settings=None):
-        super().__init__(names, {"math_macros": {}, **(settings or {})})
+        aliases = {sympy.codegen.ast.real: sympy.codegen.ast.float32} if self.suffix else {}
+        super().__init__(names, {"math_macros": {}, **({"type_aliases": aliases}
+                                                       if aliases else {}), **(settings or {})})
         self.known_functions = {k: v for k, v in self.known_functions.items()
                                 if k not in ("exp", "tanh", "Abs", "sign")}
+
+    @classmethod
+    def of(cls, real) -> type:
+        """The printer for `real` (an emit.common.Real)."""
+        if real.suffix == cls.suffix:
+            return cls
+        return type(f"{cls.__name__}_{real.dtype}", (cls,), {"suffix": real.suffix})
+
+    def num(self, text: str) -> str:
+        """A literal of the real type: 0.5 -> 0.5f for float."""
+        return text + self.suffix
+
+    def huge(self) -> str:
+        """Infinity of the real type."""
+        return "HUGE_VALF" if self.suffix else "HUGE_VAL"
+
+    def math(self, name: str) -> str:
+        """A <math.h> function of the real type: sqrt -> sqrtf for float."""
+        return name + self.suffix
 
     def _expands(self, power) -> bool:
         return 2 <= power.exp <= 4
@@ -206,37 +260,39 @@ class CPrinter(_NamesMixin, C99CodePrinter):
     def _print_Pow(self, expr):
         base, e = expr.args
         b = self.parenthesize(base, PRECEDENCE["Mul"], strict=True)
+        one = self.num("1.0")
         if e.is_Integer and 2 <= abs(e) <= 4:
             prod = "*".join([b] * abs(int(e)))
-            return prod if e > 0 else f"1.0/({prod})"
+            return prod if e > 0 else f"{one}/({prod})"
         if e == -1:
-            return f"1.0/{b}"
+            return f"{one}/{b}"
         if e == sympy.S.Half:
-            return f"sqrt({self._print(base)})"
+            return f"{self.math('sqrt')}({self._print(base)})"
         if e == -sympy.S.Half:
-            return f"1.0/sqrt({self._print(base)})"
-        return f"pow({self._print(base)}, {self._print(sympy.Float(e) if e.is_Rational else e)})"
+            return f"{one}/{self.math('sqrt')}({self._print(base)})"
+        exponent = self._print(sympy.Float(e) if e.is_Rational else e)
+        return f"{self.math('pow')}({self._print(base)}, {exponent})"
 
     def _print_Pi(self, expr):
-        return repr(float(sympy.pi))
+        return self.num(repr(float(sympy.pi)))
 
     def _print_Exp1(self, expr):
-        return repr(float(sympy.E))
+        return self.num(repr(float(sympy.E)))
 
     def _print_Integer(self, expr):
-        return f"{int(expr)}.0" if abs(int(expr)) < 2**53 else repr(float(expr))
+        return self.num(f"{int(expr)}.0" if abs(int(expr)) < 2**53 else repr(float(expr)))
 
     def _print_Rational(self, expr):
         if abs(expr.p) >= 2**53 or expr.q >= 2**53:  # not exact as doubles anyway
-            return repr(float(expr))
+            return self.num(repr(float(expr)))
         return f"{self._print(sympy.Integer(expr.p))}/{self._print(sympy.Integer(expr.q))}"
 
     def _print_Float(self, expr):
         value = float(expr)
         text = repr(value)
         if text in ("inf", "-inf"):
-            return "HUGE_VAL" if value > 0 else "(-HUGE_VAL)"
-        return text
+            return self.huge() if value > 0 else f"(-{self.huge()})"
+        return self.num(text)
 
     def _print_exp(self, expr):
         return self._helper("bp_exp", expr.args[0])
@@ -255,21 +311,25 @@ class CPrinter(_NamesMixin, C99CodePrinter):
 
     def _print_relu(self, expr):
         x = self._print(expr.args[0])
-        return f"({x} <= 0.0 ? 0.0 : {x})"
+        zero = self.num("0.0")
+        return f"({x} <= {zero} ? {zero} : {x})"
 
     def _print_step(self, expr):
-        return f"({self._print(expr.args[0])} > 0.0 ? 1.0 : 0.0)"
+        zero, one = self.num("0.0"), self.num("1.0")
+        return f"({self._print(expr.args[0])} > {zero} ? {one} : {zero})"
 
     def _print_Heaviside(self, expr):
         x = self._print(expr.args[0])
-        return f"({x} > 0.0 ? 1.0 : ({x} < 0.0 ? 0.0 : ({x} == {x} ? 0.5 : {x})))"
+        zero, one, half = self.num("0.0"), self.num("1.0"), self.num("0.5")
+        return f"({x} > {zero} ? {one} : ({x} < {zero} ? {zero} : ({x} == {x} ? {half} : {x})))"
 
     def _print_Abs(self, expr):
-        return f"fabs({self._print(expr.args[0])})"
+        return f"{self.math('fabs')}({self._print(expr.args[0])})"
 
     def _print_sign(self, expr):
         x = self._print(expr.args[0])
-        return f"({self.real})(({x} > 0.0) - ({x} < 0.0))"
+        zero = self.num("0.0")
+        return f"({self.real})(({x} > {zero}) - ({x} < {zero}))"
 
     def _print_Max(self, expr):  # nan in, nan out, as np.maximum (fmax would drop it)
         return self._nested_helper("bp_max", expr.args)
@@ -284,7 +344,8 @@ class CPrinter(_NamesMixin, C99CodePrinter):
         return self._helper("bp_min", *expr.args)
 
     def _print_equal(self, expr):
-        return f"({self._print(expr.args[0])} == {self._print(expr.args[1])} ? 1.0 : 0.0)"
+        zero, one = self.num("0.0"), self.num("1.0")
+        return f"({self._print(expr.args[0])} == {self._print(expr.args[1])} ? {one} : {zero})"
 
     def _print_Piecewise(self, expr):
         text = "NAN"

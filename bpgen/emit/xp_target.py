@@ -28,7 +28,7 @@ from ..compiler import Compiled
 from ..ir import N_SAMPLES
 from ..nodes import key_text
 from .arrays import ArrayPrinter, tuple_text
-from .common import DTYPE, Line, Target, api_data
+from .common import Line, Target, api_data
 from .numpy_target import directions, program
 
 #: NumPy's names of the standard's elementwise functions that NumPy spells differently.
@@ -45,9 +45,6 @@ square tan tanh trunc where copysign isfinite logical_and logical_or logical_not
 
 #: NumPy constants, spelled through `math` (no array needed).
 CONSTANTS = {"pi": "math.pi", "e": "math.e", "nan": "math.nan", "inf": "math.inf"}
-
-REAL = f"xp.{DTYPE}"
-
 
 def _dim(sizes, c) -> str:
     return str(sizes[c]) if c in sizes else "_n"  # the batch axis: the number of samples
@@ -131,6 +128,7 @@ class XpArrayPrinter(ArrayPrinter):
 
     target = "array-api"
     ns = "xp"
+    real = "xp.float64"  # the real type: a subclass per dtype (printer_for)
 
     def _print_And(self, expr):
         return self._nested("xp.logical_and", expr.args)
@@ -145,12 +143,15 @@ class XpArrayPrinter(ArrayPrinter):
         op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[expr.rel_op]
         return f"({self._print(expr.lhs)} {op} {self._print(expr.rhs)})"
 
-    def _print(self, expr, **kwargs):
-        if isinstance(expr, sympy.Expr) and not expr.is_Atom and expr.is_number \
-                and expr.is_finite and expr.is_extended_real:
-            # log(2), sqrt(pi): a number, where xp's functions take only arrays
-            return repr(float(expr))
-        return super()._print(expr, **kwargs)
+    @classmethod
+    def of(cls, dtype: str) -> type:
+        """The printer that computes in `dtype`."""
+        if dtype == "float64":
+            return cls
+        return type(f"{cls.__name__}_{dtype}", (cls,), {"real": f"xp.{dtype}"})
+
+    def literal_numbers(self) -> bool:
+        return True  # log(2), sqrt(pi): a number, where xp's functions take only arrays
 
     def _module_format(self, fqn, register=True):
         if not fqn.startswith("numpy."):
@@ -168,10 +169,10 @@ class XpArrayPrinter(ArrayPrinter):
         return f"_sigmoid(xp, {self._print(expr.args[0])})"
 
     def _print_step(self, expr):
-        return f"xp.astype({self._print(expr.args[0])} > 0, {REAL})"
+        return f"xp.astype({self._print(expr.args[0])} > 0, {self.real})"
 
     def _print_equal(self, expr):
-        return f"xp.astype({self._print(expr.args[0])} == {self._print(expr.args[1])}, {REAL})"
+        return f"xp.astype({self._print(expr.args[0])} == {self._print(expr.args[1])}, {self.real})"
 
     def _print_Heaviside(self, expr):
         x = self._print(expr.args[0])
@@ -193,7 +194,7 @@ class XpArrayPrinter(ArrayPrinter):
             else:
                 v = self._print(value)
                 if not value.free_symbols - {N_SAMPLES}:  # xp.where takes one number at most
-                    v = f"xp.asarray({v}, dtype={REAL}, device=_dev)"
+                    v = f"xp.asarray({v}, dtype={self.real}, device=_dev)"
                 text = f"xp.where({self._print(cond)}, {v}, {text})"
         return text
 
@@ -206,7 +207,7 @@ class XpArrayPrinter(ArrayPrinter):
         return ", ..." if axes else ""
 
     def spell_number(self, text):
-        return f"xp.asarray({text}, dtype={REAL}, device=_dev)"  # every value an array
+        return f"xp.asarray({text}, dtype={self.real}, device=_dev)"  # every value an array
 
     def spell_reshape(self, text, dims):
         return f"xp.reshape({text}, {tuple_text(dims)})"
@@ -231,7 +232,7 @@ class XpArrayPrinter(ArrayPrinter):
         return f"xp.concat([{', '.join(parts)}], axis={axis})"
 
     def spell_zeros(self, dims):
-        return f"xp.zeros({tuple_text(dims)}, dtype={REAL}, device=_dev)"
+        return f"xp.zeros({tuple_text(dims)}, dtype={self.real}, device=_dev)"
 
     def spell_extreme(self, which, text, axes):
         return f"xp.{which}({text}, axis={axes[0] if len(axes) == 1 else axes})"
@@ -246,7 +247,8 @@ class XpArrayPrinter(ArrayPrinter):
 
 def prepare(compiled: Compiled) -> dict:
     names = compiled.names
-    programs = {k: program(compiled.programs[k], names, k != "forward", XpArrayPrinter)
+    dialect = XpArrayPrinter.of(compiled.dtype)
+    programs = {k: program(compiled.programs[k], names, k != "forward", dialect)
                 for k in ("loss", "value_and_grad", "forward", "hvp")
                 if k in compiled.programs}
     helpers = set().union(*(p.helpers for p in programs.values()))
