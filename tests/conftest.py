@@ -63,12 +63,12 @@ static double uniform(void)  /* in [-1, 1) */
     return (double)(state >> 11) / 4503599627370496.0 - 1.0;
 }
 
-static double *fill(long count)
+static bp_real *fill(long count)
 {
-    double *a = malloc((size_t)count * sizeof(double));
+    bp_real *a = malloc((size_t)count * sizeof(bp_real));
     long i;
     for (i = 0; i < count; ++i)
-        a[i] = uniform();
+        a[i] = (bp_real)uniform();
     return a;
 }
 
@@ -80,10 +80,10 @@ int main(void)
     for (s = 0; s < sizeof sizes / sizeof sizes[0]; ++s) {
         long n = sizes[s];
         int k;
-        double *params[M(_N_PARAMS)], *grad[M(_N_PARAMS)], *inputs[M(_N_INPUTS)];
-        double *tangents[M(_N_PARAMS)], *hv[M(_N_PARAMS)];
-        double *values[M(_N_VALUES) + 1], losses[3];
-        double *work = malloc((size_t)F(_work_size)(n) * sizeof(double));
+        bp_real *params[M(_N_PARAMS)], *grad[M(_N_PARAMS)], *inputs[M(_N_INPUTS)];
+        bp_real *tangents[M(_N_PARAMS)], *hv[M(_N_PARAMS)];
+        bp_real *values[M(_N_VALUES) + 1], losses[3];
+        bp_real *work = malloc((size_t)F(_work_size)(n) * sizeof(bp_real));
         for (k = 0; k < M(_N_PARAMS); ++k) {
             params[k] = fill(psize[k]);
             grad[k] = fill(psize[k]);
@@ -94,29 +94,29 @@ int main(void)
             inputs[k] = fill(n * isize[k]);
         for (k = 0; k < M(_N_VALUES); ++k)
             values[k] = fill(n * vsize[k]);
-        printf("%g ", F(_loss)((const double *const *)params, (const double *const *)inputs,
+        printf("%g ", F(_loss)((const bp_real *const *)params, (const bp_real *const *)inputs,
                                n, work));
-        printf("%g ", F(_value_and_grad)((const double *const *)params,
-                                          (const double *const *)inputs, n, grad, work));
-        F(_forward)((const double *const *)params, (const double *const *)inputs, n, values,
+        printf("%g ", F(_value_and_grad)((const bp_real *const *)params,
+                                          (const bp_real *const *)inputs, n, grad, work));
+        F(_forward)((const bp_real *const *)params, (const bp_real *const *)inputs, n, values,
                     work);
-        F(_hvp)((const double *const *)params, (const double *const *)tangents,
-                (const double *const *)inputs, n, hv, work);
+        F(_hvp)((const bp_real *const *)params, (const bp_real *const *)tangents,
+                (const bp_real *const *)inputs, n, hv, work);
         printf("%g ", hv[0][0]);
-        printf("%g ", F(_sgd_step)(params, (const double *const *)inputs, n, 0.01, work));
-        F(_train)(params, (const double *const *)inputs, n, 0.01, 3, losses, work);
-        F(_train)(params, (const double *const *)inputs, n, 0.01, 2, NULL, work);
+        printf("%g ", F(_sgd_step)(params, (const bp_real *const *)inputs, n, 0.01, work));
+        F(_train)(params, (const bp_real *const *)inputs, n, 0.01, 3, losses, work);
+        F(_train)(params, (const bp_real *const *)inputs, n, 0.01, 2, NULL, work);
         printf("%g ", losses[2]);
         {   /* the flat entry points, and every optimiser on minibatches that do not divide n */
-            double *flat = fill(M(_N_FLAT)), *direction = fill(M(_N_FLAT));
-            double *flat_grad = fill(M(_N_FLAT)), settings[M(_N_SETTINGS)];
-            double rates[7] = {0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01}, curve[7];
-            double *state = malloc((size_t)F(_train_size)(3) * sizeof(double));
+            bp_real *flat = fill(M(_N_FLAT)), *direction = fill(M(_N_FLAT));
+            bp_real *flat_grad = fill(M(_N_FLAT)), settings[M(_N_SETTINGS)];
+            bp_real rates[7] = {0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01}, curve[7];
+            bp_real *state = malloc((size_t)F(_train_size)(3) * sizeof(bp_real));
             long *order = malloc((size_t)n * sizeof(long));
             int o;
-            printf("%g ", F(_value_and_grad_flat)(flat, (const double *const *)inputs, n,
+            printf("%g ", F(_value_and_grad_flat)(flat, (const bp_real *const *)inputs, n,
                                                    flat_grad, work));
-            F(_hvp_flat)(flat, direction, (const double *const *)inputs, n, flat_grad, work);
+            F(_hvp_flat)(flat, direction, (const bp_real *const *)inputs, n, flat_grad, work);
             F(_update)(params, flat_grad, M(_ADAMW), rates, 2, 0.01, direction, flat);
             for (o = M(_SGD); o <= M(_ADAMW); ++o) {
                 long i;
@@ -124,9 +124,9 @@ int main(void)
                     state[i] = 0;
                 for (i = 0; i < M(_N_SETTINGS); ++i)
                     settings[i] = 0.5;  /* momentum, nesterov, betas, eps, decay, clip */
-                F(_optimize)(params, (const double *const *)inputs, n, o, settings, 3, o % 2,
+                F(_optimize)(params, (const bp_real *const *)inputs, n, o, settings, 3, o % 2,
                              (uint64_t)s, 0, 4, rates, curve, state, order, work);
-                F(_optimize)(params, (const double *const *)inputs, n, o, settings, 3, 1,
+                F(_optimize)(params, (const bp_real *const *)inputs, n, o, settings, 3, 1,
                              (uint64_t)s, 4, 3, rates, NULL, state, order, work);
                 printf("%g ", curve[3]);
             }

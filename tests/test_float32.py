@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import NETS, TENSOR_NETS, TestNetwork, run_cli
+from conftest import NETS, TENSOR_NETS, TestNetwork, run_cli, run_under_sanitizers
 
 ALL = NETS + TENSOR_NETS
 IDS = [p.stem for p in ALL]
@@ -141,6 +141,15 @@ def test_c_float32_has_no_double_arithmetic(f32_nets, f32_dir, stem):
                            "-Wdouble-promotion", "-Wfloat-conversion", "-O2", "-c",
                            str(source), "-o", "/dev/null"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is required")
+@pytest.mark.parametrize("stem", ["stable", "mlp2", "wide"])
+def test_c_float32_entry_points_are_clean_under_asan_and_ubsan(f32_nets, f32_dir, tmp_path,
+                                                               stem):
+    """Every math helper (stable), an MLP, and the tiled contraction kernel (wide)."""
+    run = run_under_sanitizers(tmp_path, f32_dir, f32_nets[stem].name)
+    assert len(run.stdout.splitlines()) == 6
 
 
 def test_c_float32_math_helpers_within_a_few_ulp(f32_nets):
