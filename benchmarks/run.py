@@ -3,7 +3,8 @@
     python benchmarks/run.py            # all benchmarks (about a minute)
     python benchmarks/run.py --quick    # fewer repetitions
     python benchmarks/run.py --only mlp # one benchmark (seed, latency, chain, mlp, cnn,
-                                        # hvp, train, dask, xp, compile, sequence, float32)
+                                        # hvp, train, dask, xp, compile, sequence, float32,
+                                        # threads)
     python benchmarks/run.py --against /tmp/base   # also another bpgen checkout's output
 
 Every figure is a median over repeated calls; ratios are against a baseline measured in
@@ -672,6 +673,38 @@ def bench_float32(out, repeat):
               f"float64 = {times['bpgen NumPy, float32'] / times['bpgen NumPy, float64']:.2f}")
 
 
+def bench_threads(out, repeat):
+    """The C target's value_and_grad on 1, 2 and 4 threads (ratio: against 1 thread)."""
+    print(f"C threads=k, value_and_grad (ratio: against threads=1; this machine has "
+          f"{os.cpu_count()} CPUs; results are bitwise identical for every k)")
+    cases = [("seed 2-2-1, N = 100,000", SEED_SUM.replace('"seedsum"', '"thseed"'), "thseed",
+              lambda rng, n: {"x1": rng.normal(size=n), "x2": rng.normal(size=n),
+                              "y": rng.normal(size=n)}, 100_000),
+             ("32-layer chain, N = 100,000", chain_source(32, "thchain"), "thchain",
+              lambda rng, n: {"x": rng.normal(size=n), "y": rng.normal(size=n)}, 100_000),
+             ("MLP 64-32-10, N = 10,000",
+              (ROOT / "examples" / "mlp_digits.py").read_text().replace('"mlp"', '"thmlp"'),
+              "thmlp", lambda rng, n: {"x": rng.random((n, 64)),
+                                       "y": np.eye(10)[rng.integers(0, 10, n)]}, 10_000)]
+    for title, source, name, draw, n in cases:
+        (_, gen, gen_c), *_ = compile_net(source, out, name)
+        rng = np.random.default_rng(6)
+        data = draw(rng, n)
+        params = gen.init_params(0)
+        if not gen.SHAPES[gen.PARAMS[0]]:
+            params = {p: float(v) for p, v in zip(gen.PARAMS, rng.normal(0, 0.7, len(gen.PARAMS)))}
+        one = gen_c.value_and_grad(params, data)
+        for k in (2, 4):
+            value, grads = gen_c.value_and_grad(params, data, threads=k)
+            assert value == one[0] and all(np.array_equal(grads[p], one[1][p]) for p in grads)
+        print(f" {title} (OpenMP: {gen_c.OPENMP})")
+        args = (params, data)
+        race("bpgen C, 1 thread", lambda c=gen_c, a=args: c.value_and_grad(*a),
+             [(f"bpgen C, {k} threads",
+               lambda c=gen_c, k=k, a=args: c.value_and_grad(*a, threads=k))
+              for k in (2, 4)], repeat)
+
+
 def bench_compile(out):
     print("compile time and generated size of the deep chain (NumPy + C sources, and the "
           "C library built; ratio: against 16 layers)")
@@ -695,7 +728,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--only", choices=["seed", "latency", "chain", "mlp", "cnn", "hvp",
                                            "train", "dask", "xp", "compile", "sequence",
-                                           "float32"],
+                                           "float32", "threads"],
                         action="append", help="run only these benchmarks (repeatable)")
     parser.add_argument("--against", type=Path, metavar="TREE",
                         help="also time the output of the bpgen in TREE (another checkout)")
@@ -703,7 +736,7 @@ def main():
     global AGAINST
     AGAINST = args.against.resolve() if args.against else None
     wanted = set(args.only or ["seed", "latency", "chain", "mlp", "cnn", "hvp", "train",
-                               "dask", "xp", "compile", "sequence", "float32"])
+                               "dask", "xp", "compile", "sequence", "float32", "threads"])
     repeat = 5 if args.quick else 21
     frameworks = optional_frameworks()
     print(f"bpgen {bp.__version__}, NumPy {np.__version__}, Python {sys.version.split()[0]}; "
@@ -737,6 +770,8 @@ def main():
             bench_sequence(out)
         if "float32" in wanted:
             bench_float32(out, repeat)
+        if "threads" in wanted:
+            bench_threads(out, repeat)
 
 
 if __name__ == "__main__":

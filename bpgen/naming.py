@@ -54,7 +54,7 @@ loss forward value_and_grad hvp sgd_step init_params train
 pack unpack value_and_grad_flat hvp_flat save_params load_params init_state step
 permutation batches cosine_lr step_lr OPTIMIZERS N_FLAT update
 PARAMS INPUTS SHAPES VALUES REDUCE BPGEN_SET CFLAGS SOURCE HEADER LIBRARY
-compiler flags build
+compiler flags build threads MAX_THREADS OPENMP
 """.split())
 RESERVED = PYTHON_RESERVED | C_RESERVED | GENERATED_RESERVED
 
@@ -66,10 +66,11 @@ def reserved(text: str) -> bool:
 
 #: The C functions `<network>_...` and macros `<NETWORK>_...` of a generated library.
 C_API = ("loss", "value_and_grad", "forward", "hvp", "sgd_step", "train", "work_size",
-         "bpgen_set", "optimize", "train_size", "value_and_grad_flat", "hvp_flat", "update")
+         "bpgen_set", "optimize", "train_size", "value_and_grad_flat", "hvp_flat", "update",
+         "loss_threads", "value_and_grad_threads", "forward_threads", "hvp_threads", "openmp")
 C_MACROS = ("BLOCK", "LANES", "WORK", "N_PARAMS", "N_INPUTS", "N_VALUES", "PARAM_SIZES",
             "INPUT_SIZES", "VALUE_SIZES", "N_FLAT", "N_SETTINGS", "INPUT_SIZES_0", "SGD",
-            "MOMENTUM", "ADAM", "ADAMW")
+            "MOMENTUM", "ADAM", "ADAMW", "MAX_CHUNKS", "CHUNK_BLOCKS")
 
 
 def legal(name: str, network: str = "") -> str:

@@ -98,6 +98,8 @@ int main(void)
                                n, work));
         printf("%g ", F(_value_and_grad)((const bp_real *const *)params,
                                           (const bp_real *const *)inputs, n, grad, work));
+        F(_value_and_grad_threads)((const bp_real *const *)params,
+                                   (const bp_real *const *)inputs, n, grad, work, 3);
         F(_forward)((const bp_real *const *)params, (const bp_real *const *)inputs, n, values,
                     work);
         F(_hvp)((const bp_real *const *)params, (const bp_real *const *)tangents,
@@ -125,9 +127,9 @@ int main(void)
                 for (i = 0; i < M(_N_SETTINGS); ++i)
                     settings[i] = 0.5;  /* momentum, nesterov, betas, eps, decay, clip */
                 F(_optimize)(params, (const bp_real *const *)inputs, n, o, settings, 3, o % 2,
-                             (uint64_t)s, 0, 4, rates, curve, state, order, work);
+                             (uint64_t)s, 0, 4, rates, curve, state, order, work, 1);
                 F(_optimize)(params, (const bp_real *const *)inputs, n, o, settings, 3, 1,
-                             (uint64_t)s, 4, 3, rates, NULL, state, order, work);
+                             (uint64_t)s, 4, 3, rates, NULL, state, order, work, 2);
                 printf("%g ", curve[3]);
             }
             free(flat);
@@ -267,9 +269,8 @@ def finite_differences(net: TestNetwork, params, data, reduce):
 
 @pytest.fixture(scope="session")
 def zoo_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("zoo")
-    for path in NETS:
-        assert run_cli("compile", path, "--target", "all", "--hvp", "-o", out) == 0, path
+    out = tmp_path_factory.mktemp("zoo")  # one compile: the C libraries build in parallel
+    assert run_cli("compile", *NETS, "--target", "all", "--hvp", "-o", out) == 0
     return out
 
 
@@ -296,8 +297,7 @@ TENSOR_IDS = [p.stem for p in TENSOR_NETS]
 @pytest.fixture(scope="session")
 def tensor_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tensor_nets")
-    for path in TENSOR_NETS:
-        assert run_cli("compile", path, "--target", "all", "--hvp", "-o", out) == 0, path
+    assert run_cli("compile", *TENSOR_NETS, "--target", "all", "--hvp", "-o", out) == 0
     return out
 
 

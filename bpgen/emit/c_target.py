@@ -35,7 +35,7 @@ from ..ir import IR, N_SAMPLES, is_batch_sum
 from ..tensor import Structural
 from .c_nests import Nests, ref, size
 from .c_outline import outline
-from .cloops import Stmt, fuse, nest, render
+from .cloops import For, Stmt, fuse, nest, render
 from .common import Real, Target, Value, api_data, print_expr, real_of
 from .printers import CPrinter
 
@@ -43,6 +43,9 @@ REAL = "bp_real"  # the real type: one typedef in the header
 VECTOR = 64  # bytes: partial sums in LANES = VECTOR/sizeof(real) lanes; arrays aligned to it
 BLOCK_BYTES = 512 * 1024  # block arrays of one function fit in L2
 MAX_BLOCK = 256
+MAX_CHUNKS = 16  # the most threads one call can use
+CHUNK_BYTES = 16 * 1024 * 1024  # the most workspace the chunks' own arrays may take
+SUM_COST = 8  # a chunk's block arrays outweigh its array sums this many times
 #: C helpers and the helpers each one needs.
 HELPER_DEPS = {"bp_exp": ("bp_expm1_poly",), "bp_tanh": ("bp_expm1_poly",),
                "bp_sigmoid": ("bp_exp", "bp_expm1_poly"),
@@ -72,6 +75,13 @@ class Function:
     epilogue: list = field(default_factory=list)
     returns: str | None = None
     work: int = 0  # reals of workspace this function uses
+    chunk: list = field(default_factory=list)  # at the start of each chunk of blocks
+    chunk_end: list = field(default_factory=list)  # at its end: its sums kept apart
+    combine: list = field(default_factory=list)  # after the chunks: their sums added in order
+    shared: int = 0  # reals of work shared by the chunks (before their block arrays)
+    per_chunk: int = 0  # reals of block arrays of one chunk
+    scalar_parts: int = 0  # reals of one chunk's scalar sums (every chunk keeps them apart)
+    tensor_parts: int = 0  # reals of one chunk's array sums (chunk 0 adds into the totals)
     helpers: set = field(default_factory=set)
     printer: object = None  # texts -> a CPrinter of the function's real type
 
@@ -97,6 +107,8 @@ class Builder:
         self.copies: dict = {}
         self.work = 0
         self.arrays: list = []
+        self.block_work = 0  # reals of one chunk's block arrays
+        self.block_arrays: list = []
 
     def printer(self, texts: dict) -> CPrinter:
         """A printer of expressions over `texts` (symbol -> C text) in this real type."""
@@ -105,6 +117,11 @@ class Builder:
     def allocate(self, name: str, reals: int) -> None:
         self.arrays.append(Stmt(f"{REAL} *restrict {name} = _work + {self.work};"))
         self.work += padded(reals, self.fp)
+
+    def allocate_block(self, name: str, reals: int) -> None:
+        """A block array: one per chunk of blocks (chunks may run in parallel)."""
+        self.block_arrays.append(Stmt(f"{REAL} *restrict {name} = _blk + {self.block_work};"))
+        self.block_work += padded(reals, self.fp)
 
     def transposed(self, operand, sub, inner, sizes):
         """A per-batch operand copied with axis `inner` last, once per call: (its name,
@@ -182,8 +199,10 @@ def function(ir: IR, names: dict, block: int, fp: Real, outputs: dict,
                                       isinstance(eq.rhs, Structural)):
             f.pointers.append(Stmt(f"{REAL} {names[s]} = 0.0;"))
         elif s not in b.locals:
-            b.allocate(names[s], size(eq.shape) * (block if where[s] == "block" and
-                                                    s not in b.totals else 1))
+            if where[s] == "block" and s not in b.totals:
+                b.allocate_block(names[s], size(eq.shape) * block)
+            else:
+                b.allocate(names[s], size(eq.shape))
     totals: list = []  # the lanes of sums over samples added up, after the blocks
     for eq in ir.equations:
         phase = where[eq.lhs]
@@ -205,9 +224,55 @@ def function(ir: IR, names: dict, block: int, fp: Real, outputs: dict,
     f.block = fuse(f.block)
     f.helpers |= nests.helpers
     f.pointers = b.arrays + f.pointers
-    f.work = b.work
+    chunked(f, b, where)
     f.printer = b.printer
     return f
+
+
+def chunked(f: Function, b: Builder, where: dict) -> None:
+    """The blocks run in chunks (of consecutive blocks, fixed by n alone), which may run
+    on parallel threads: each chunk has its own block arrays and keeps its sums over
+    samples apart (in `_sums`, and arrays in `_parts` from the second chunk on; the first
+    adds into the totals themselves); after the chunks, the sums are added up in chunk
+    order. The result is then the same, bit for bit, for any number of threads."""
+    names, real, n_lanes = b.names, REAL, lanes(b.fp)
+    f.shared, f.per_chunk = b.work, b.block_work
+    summed = [s for s in sorted(b.totals, key=lambda s: names[s]) if where.get(s) == "block"]
+    scalars = [s for s in summed if s in b.scalar_totals]
+    width = {s: n_lanes if s in b.lane_totals else 1 for s in scalars}
+    f.scalar_parts = padded(sum(width.values()), b.fp) if scalars else 0
+    f.chunk = [Stmt(f"{real} *const _blk = _work + {b.work} + _c*{b.block_work};")] \
+        if b.block_arrays else []
+    f.chunk += b.block_arrays
+    at = 0  # in one chunk's scalar sums
+    for s in scalars:
+        var, count = names[s] + ("_lanes" if width[s] > 1 else ""), width[s]
+        if count > 1:
+            f.chunk.append(Stmt(f"{real} {var}[{count}] = {{0.0}};"))
+            f.chunk_end += nest([("_l", str(count))], [
+                Stmt(f"_sums[_c*{f.scalar_parts} + {at} + _l] = {var}[_l];")], fusable=True)
+            f.combine += nest([("_k", "_chunks"), ("_l", str(count))], [
+                Stmt(f"{var}[_l] += _sums[_k*{f.scalar_parts} + {at} + _l];")], fusable=True)
+        else:
+            f.chunk.append(Stmt(f"{real} {var} = 0.0;"))
+            f.chunk_end.append(Stmt(f"_sums[_c*{f.scalar_parts} + {at}] = {var};"))
+            f.combine += nest([("_k", "_chunks")], [
+                Stmt(f"{var} += _sums[_k*{f.scalar_parts} + {at}];")], fusable=True)
+        at += count
+    arrays = [s for s in summed if s not in b.scalar_totals]
+    f.tensor_parts = sum(padded(size(b.shapes[s]), b.fp) for s in arrays)
+    at = 0  # in one chunk's array sums
+    for s in arrays:
+        name, n = names[s], size(b.shapes[s])
+        f.pointers.append(Stmt(f"{real} *const _all_{name} = {name};"))
+        f.chunk.append(Stmt(f"{real} *restrict {name} = _c == 0 ? _all_{name} : "
+                            f"_parts + (_c - 1)*{f.tensor_parts} + {at};"))
+        f.chunk.append(Stmt(f"if (_c > 0) memset({name}, 0, {n}*sizeof *{name});"))
+        f.combine.append(For("_k", "_chunks", nest([("_i", str(n))], [
+            Stmt(f"{name}[_i] += _parts[(_k - 1)*{f.tensor_parts} + {at} + _i];")],
+            fusable=True), start="1", fusable=True))
+        at += padded(n, b.fp)
+    f.chunk_end, f.combine = fuse(f.chunk_end), fuse(f.combine)
 
 
 def result_nodes(ir: IR, names: dict, f: Function, targets: dict, first: int = 1,
@@ -269,23 +334,53 @@ def block_size(irs, fp: Real) -> int:
 
 
 @dataclass(frozen=True)
+class Chunks:
+    """How a network's blocks of samples group into chunks (which threads share out):
+    at most `most` chunks of at least `blocks` blocks each."""
+
+    most: int
+    blocks: int
+
+
+def chunks(functions, fp: Real) -> Chunks:
+    """Chunks as many as CHUNK_BYTES of workspace allow (a chunk's block arrays and sums),
+    up to MAX_CHUNKS; each of enough blocks that adding its array sums into the totals
+    costs little against computing them (a block's arrays are written at least once)."""
+    itemsize = np.dtype(fp.dtype).itemsize
+    per_chunk = max(f.per_chunk + f.scalar_parts + f.tensor_parts for f in functions)
+    most = max(1, min(MAX_CHUNKS, CHUNK_BYTES // max(1, per_chunk * itemsize)))
+    blocks = max(1, max(-(-SUM_COST * f.tensor_parts // max(1, f.per_chunk))
+                        for f in functions))
+    return Chunks(most, blocks)
+
+
+@dataclass(frozen=True)
 class Rendered:
     """A function as the template prints it."""
 
     pointers: list
     prologue: list
     zero: list
+    chunk: list
     block_pointers: list
     block: list
+    chunk_end: list
+    combine: list
     epilogue: list
     returns: str | None
     work: int
+    sums_at: int
+    parts_at: int
 
 
-def rendered(f: Function) -> Rendered:
-    return Rendered(render(f.pointers), render(f.prologue), render(f.zero),
-                    render(f.block_pointers, 2), render(f.block, 2), render(f.epilogue),
-                    f.returns, f.work)
+def rendered(f: Function, most: int) -> Rendered:
+    sums_at = f.shared + most * f.per_chunk
+    parts_at = sums_at + most * f.scalar_parts
+    work = parts_at + (most - 1) * f.tensor_parts
+    return Rendered(render(f.pointers), render(f.prologue), render(f.zero), render(f.chunk, 2),
+                    render(f.block_pointers, 3), render(f.block, 3), render(f.chunk_end, 2),
+                    render(f.combine), render(f.epilogue), f.returns, work,
+                    sums_at if f.scalar_parts else -1, parts_at if f.tensor_parts else -1)
 
 
 def prepare(compiled: Compiled) -> dict:
@@ -335,14 +430,15 @@ def prepare(compiled: Compiled) -> dict:
             helpers.add(h)
             helpers.update(HELPER_DEPS.get(h, ()))
     grad_space = sum(padded(size(p.shape), fp) for p in ir.params)
+    plan = chunks([functions[k] for k in ("loss", "forward", "value_and_grad")], fp)
+    shown = {k: rendered(f, plan.most) for k, f in functions.items()}
     return dict(api_data(compiled), real=REAL, lanes=lanes(fp), block=block, align=lanes(fp),
-                suffix=fp.suffix,
-                functions={k: rendered(f) for k, f in functions.items()},
+                suffix=fp.suffix, chunks=plan, functions=shown,
                 helpers=sorted(helpers), values=values, grad_space=grad_space,
                 nests=nests,
                 param_offsets=offsets([size(p.shape) for p in ir.params], fp),
-                work=max(f.work for f in functions.values()), contiguous=True,
-                cflags=("-std=c99", "-O3", "-march=native", "-ffp-contract=fast"),
+                work=max(f.work for f in shown.values()), contiguous=True,
+                cflags=("-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-fopenmp"),
                 one_sample=ir.all_scalar())
 
 
