@@ -674,7 +674,8 @@ def bench_float32(out, repeat):
 
 
 def bench_threads(out, repeat):
-    """The C target's value_and_grad on 1, 2 and 4 threads (ratio: against 1 thread)."""
+    """The C target's value_and_grad on 1, 2, 4 and 8 threads, as many as there are CPUs
+    (ratio: against 1 thread)."""
     print(f"C threads=k, value_and_grad (ratio: against threads=1; this machine has "
           f"{os.cpu_count()} CPUs; results are bitwise identical for every k)")
     cases = [("seed 2-2-1, N = 100,000", SEED_SUM.replace('"seedsum"', '"thseed"'), "thseed",
@@ -694,7 +695,8 @@ def bench_threads(out, repeat):
         if not gen.SHAPES[gen.PARAMS[0]]:
             params = {p: float(v) for p, v in zip(gen.PARAMS, rng.normal(0, 0.7, len(gen.PARAMS)))}
         one = gen_c.value_and_grad(params, data)
-        for k in (2, 4):
+        counts = [k for k in (2, 4, 8) if k <= (os.cpu_count() or 1)] or [2]
+        for k in counts:
             value, grads = gen_c.value_and_grad(params, data, threads=k)
             assert value == one[0] and all(np.array_equal(grads[p], one[1][p]) for p in grads)
         print(f" {title} (OpenMP: {gen_c.OPENMP})")
@@ -702,7 +704,7 @@ def bench_threads(out, repeat):
         race("bpgen C, 1 thread", lambda c=gen_c, a=args: c.value_and_grad(*a),
              [(f"bpgen C, {k} threads",
                lambda c=gen_c, k=k, a=args: c.value_and_grad(*a, threads=k))
-              for k in (2, 4)], repeat)
+              for k in counts], repeat)
 
 
 def bench_compile(out):
