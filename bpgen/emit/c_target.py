@@ -194,7 +194,7 @@ def function(ir: IR, names: dict, block: int, fp: Real, outputs: dict,
         elif s in outputs:
             f.pointers.append(Stmt(f"{REAL} *restrict {names[s]} = {outputs[s]};"))
         elif s in b.lane_totals:
-            f.pointers.append(Stmt(f"{REAL} {names[s]}_lanes[{lanes(fp)}] = {{0.0}};"))
+            pass  # lanes in one array of the function's sums over samples: see chunked()
         elif s in b.scalar_totals or (s in b.locals and not eq.rhs.is_Atom and
                                       isinstance(eq.rhs, Structural)):
             f.pointers.append(Stmt(f"{REAL} {names[s]} = 0.0;"))
@@ -244,21 +244,25 @@ def chunked(f: Function, b: Builder, where: dict) -> None:
     f.chunk = [Stmt(f"{real} *const _blk = _work + {b.work} + _c*{b.block_work};")] \
         if b.block_arrays else []
     f.chunk += b.block_arrays
+    if scalars:
+        # one array of every scalar sum's lanes: the chunk's in _sums, the totals in _lanes
+        sums = f.scalar_parts
+        f.pointers.insert(0, Stmt(f"{real} _lanes[{sums}] = {{0.0}};"))
+        f.chunk += [Stmt(f"{real} *const _csums = _sums + _c*{sums};"),
+                    Stmt(f"memset(_csums, 0, {sums}*sizeof *_csums);")]
+        f.combine += nest([("_k", "_chunks"), ("_l", str(sums))],
+                          [Stmt(f"_lanes[_l] += _sums[_k*{sums} + _l];")])
     at = 0  # in one chunk's scalar sums
     for s in scalars:
-        var, count = names[s] + ("_lanes" if width[s] > 1 else ""), width[s]
-        if count > 1:
-            f.chunk.append(Stmt(f"{real} {var}[{count}] = {{0.0}};"))
-            f.chunk_end += nest([("_l", str(count))], [
-                Stmt(f"_sums[_c*{f.scalar_parts} + {at} + _l] = {var}[_l];")], fusable=True)
-            f.combine += nest([("_k", "_chunks"), ("_l", str(count))], [
-                Stmt(f"{var}[_l] += _sums[_k*{f.scalar_parts} + {at} + _l];")], fusable=True)
+        if width[s] > 1:
+            var = f"{names[s]}_lanes"
+            f.pointers.append(Stmt(f"{real} *const {var} = _lanes + {at};"))
+            f.chunk.append(Stmt(f"{real} *const {var} = _csums + {at};"))
         else:
-            f.chunk.append(Stmt(f"{real} {var} = 0.0;"))
-            f.chunk_end.append(Stmt(f"_sums[_c*{f.scalar_parts} + {at}] = {var};"))
-            f.combine += nest([("_k", "_chunks")], [
-                Stmt(f"{var} += _sums[_k*{f.scalar_parts} + {at}];")], fusable=True)
-        at += count
+            f.chunk.append(Stmt(f"{real} {names[s]} = 0.0;"))
+            f.chunk_end.append(Stmt(f"_csums[{at}] = {names[s]};"))
+            f.combine.append(Stmt(f"{names[s]} = _lanes[{at}];"))
+        at += width[s]
     arrays = [s for s in summed if s not in b.scalar_totals]
     f.tensor_parts = sum(padded(size(b.shapes[s]), b.fp) for s in arrays)
     at = 0  # in one chunk's array sums
@@ -438,7 +442,8 @@ def prepare(compiled: Compiled) -> dict:
                 nests=nests,
                 param_offsets=offsets([size(p.shape) for p in ir.params], fp),
                 work=max(f.work for f in shown.values()), contiguous=True,
-                cflags=("-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-fopenmp"),
+                cflags=("-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-fopenmp",
+                        "-fira-region=one"),
                 one_sample=ir.all_scalar())
 
 
