@@ -54,13 +54,18 @@ def build_libraries(files: dict, progress=None) -> dict[str, bytes]:
             progress.update(f"building {', '.join(stems)} with the C compiler…"
                             if len(stems) <= 3 else
                             f"building {len(stems)} libraries with the C compiler…")
-        workers = min(len(stems), os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:  # the compilers run apart
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            (os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=min(len(stems), cpus)) as pool:
             futures = [pool.submit(_build, Path(scratch, f"{stem}_c.py"), stem)
-                       for stem in stems]
-            for future in futures:
-                library = future.result()
-                built[library.name] = library.read_bytes()
+                       for stem in stems]  # the compilers run apart, in subprocesses
+            try:
+                for future in futures:
+                    library = future.result()
+                    built[library.name] = library.read_bytes()
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # builds not started yet never start
+                raise
     return built
 
 

@@ -179,6 +179,20 @@ def run_under_sanitizers(tmp_path, include_dir, name: str, driver: str = SANITIZ
     return run
 
 
+def assert_within_ulps(x, got, exact, want=None, most=4):
+    """bpgen's C math helpers against NumPy: the same inf, nan and signed zeros as `want`
+    (the exact values rounded to the result's type; `exact` itself by default), and
+    within `most` ulps of the result's type elsewhere. `x`: the arguments, for messages."""
+    want = exact if want is None else want
+    same_special = (np.isnan(got) == np.isnan(want)) & (~np.isfinite(want) <= (got == want))
+    assert same_special.all(), x[~same_special][:5]
+    ok = np.isfinite(want) & (want != 0)
+    ulps = np.abs(got[ok] - exact[ok]) / np.spacing(np.abs(want[ok]))
+    assert ulps.max() <= most, (ulps.max(), x[ok][np.argmax(ulps)])
+    zero = want == 0
+    assert np.all(got[zero] == 0) and np.all(np.signbit(got[zero]) == np.signbit(want[zero]))
+
+
 class TestNetwork:
     """One test network (tests/nets/*.py or tests/tensor_nets/*.py): its description and
     both generated modules. A file defines `net` and `reference(params, data)` (the

@@ -96,7 +96,7 @@ def outline(functions, names, real: str) -> list[str]:
     found = []  # (function, list name, position, Nest)
     for f in functions:
         known = set(names) | {"_m"} | set(
-            DECLARED.findall("\n".join(render(f.pointers + f.block_pointers, 0))))
+            DECLARED.findall("\n".join(render(f.pointers + f.chunk + f.block_pointers, 0))))
         for which in lists:
             for k, node in enumerate(getattr(f, which)):
                 if isinstance(node, (For, Scope)):

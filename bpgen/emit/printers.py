@@ -283,7 +283,8 @@ class CPrinter(_NamesMixin, C99CodePrinter):
         return self.num(f"{int(expr)}.0" if abs(int(expr)) < 2**53 else repr(float(expr)))
 
     def _print_Rational(self, expr):
-        if abs(expr.p) >= 2**53 or expr.q >= 2**53:  # not exact as doubles anyway
+        exact = 2**24 if self.suffix else 2**53  # integers the real type holds exactly
+        if abs(expr.p) >= exact or expr.q >= exact:  # p/q would round twice: round once
             return self.num(repr(float(expr)))
         return f"{self._print(sympy.Integer(expr.p))}/{self._print(sympy.Integer(expr.q))}"
 
