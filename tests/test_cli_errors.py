@@ -198,8 +198,10 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     import signal
     import time
     (tmp_path / "bad.py").write_text(HEADER + "import time\ntime.sleep(60)\n")
+    # a shell's background job starts with SIGINT ignored; Ctrl-C reaches a foreground one
     run = subprocess.Popen([sys.executable, "-m", "bpgen", "compile", "bad.py"], cwd=tmp_path,
-                           stderr=subprocess.PIPE, text=True)
+                           stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(2)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=30)
