@@ -6,6 +6,7 @@
                                         # hvp, train, dask, xp, compile, sequence, float32,
                                         # threads)
     python benchmarks/run.py --against /tmp/base   # also another bpgen checkout's output
+    python benchmarks/run.py --blas-threads 2      # hand-written NumPy on 2 BLAS threads
 
 Every figure is a median over repeated calls; ratios are against a baseline measured in
 the same run on the same machine, and the calls of one benchmark are interleaved (each
@@ -26,10 +27,26 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
-import bpgen as bp
-from bpgen.cli import main as bpgen_main
+def blas_threads(argv) -> str:
+    """--blas-threads N (or =N) from the command line, else 1."""
+    for k, arg in enumerate(argv):
+        if arg.startswith("--blas-threads="):
+            return arg.split("=", 1)[1]
+        if arg == "--blas-threads" and k + 1 < len(argv):
+            return argv[k + 1]
+    return "1"
+
+
+# Hand-written NumPy's matrix products run on one BLAS thread, as bpgen's C on threads=1
+# and PyTorch on set_num_threads(1): every ratio compares one thread with one thread
+# (OpenBLAS reads this when NumPy loads it, hence before the import).
+os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = blas_threads(sys.argv)
+
+import numpy as np  # noqa: E402
+
+import bpgen as bp  # noqa: E402
+from bpgen.cli import main as bpgen_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -362,7 +379,7 @@ def bench_mlp_wide(out, repeat):
     params = gen.init_params(0)
     check_all(modules, "mlp784", params, data, hand_mlp(params, data))
     print(f"784-256-10 MLP, batch {n}, one value_and_grad (ratio: against hand-written "
-          "NumPy with OpenBLAS)")
+          f"NumPy with OpenBLAS on {os.environ['OPENBLAS_NUM_THREADS']} thread(s))")
     race("hand-written NumPy backprop", lambda: hand_mlp(params, data),
          contenders(modules, "value_and_grad", params, data), repeat, 5)
 
@@ -734,6 +751,9 @@ def main():
                         action="append", help="run only these benchmarks (repeatable)")
     parser.add_argument("--against", type=Path, metavar="TREE",
                         help="also time the output of the bpgen in TREE (another checkout)")
+    parser.add_argument("--blas-threads", type=int, default=1, metavar="N",
+                        help="BLAS threads of hand-written NumPy (default 1: one thread, "
+                             "as every other contender)")
     args = parser.parse_args()
     global AGAINST
     AGAINST = args.against.resolve() if args.against else None
@@ -742,7 +762,8 @@ def main():
     repeat = 5 if args.quick else 21
     frameworks = optional_frameworks()
     print(f"bpgen {bp.__version__}, NumPy {np.__version__}, Python {sys.version.split()[0]}; "
-          f"also timed: {', '.join(frameworks) or 'nothing else (JAX/PyTorch not installed)'}")
+          f"also timed: {', '.join(frameworks) or 'nothing else (JAX/PyTorch not installed)'}; "
+          f"BLAS threads: {os.environ['OPENBLAS_NUM_THREADS']}")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         if wanted & {"seed", "latency"}:

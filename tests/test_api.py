@@ -81,3 +81,46 @@ def test_forward_returns_every_value_per_sample(zoo, target):
     values = module.forward({"w": 0.4, "b": -0.2, "lam": 0.7}, {"x": [1.0, 2.0], "y": 0.0})
     assert list(values) == ["scale", "pred", "penalty", "L"]
     assert values["scale"].shape == (2,) and values["scale"][0] == pytest.approx(1.49)
+
+
+@pytest.mark.parametrize("key", ["mlp2", "conv", "lstm"])
+def test_arrays_ready_for_c_take_the_same_way_as_any_other_values(tensor_nets, key):
+    """The C wrapper passes arrays that need no conversion straight to C (the fast path);
+    anything else is converted and checked first. Both give the same numbers, bit for
+    bit, and the fast path keeps the caller's arrays alive while C reads them."""
+    import gc
+    import threading
+
+    module = tensor_nets[key].module("c")
+    params, data = tensor_nets[key].draw(5, 7)
+    ready = ({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in params.items()},
+             {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in data.items()})
+    others = ({k: np.asfortranarray(v) if np.ndim(v) > 1 else np.asarray(v).tolist()
+               for k, v in params.items()},
+              {k: np.asarray(v).tolist() for k, v in data.items()})
+    for fn in (module.loss, module.value_and_grad):
+        fast, general = fn(*ready), fn(*others)
+        if fn is module.loss:
+            assert fast == general
+        else:
+            assert fast[0] == general[0]
+            for k in module.PARAMS:
+                np.testing.assert_array_equal(fast[1][k], general[1][k])
+
+    class Fresh(dict):
+        """A mapping that hands out a new array on every lookup (nothing else holds it)."""
+
+        def __getitem__(self, k):
+            return np.array(dict.__getitem__(self, k), dtype=np.float64)
+
+    want = module.value_and_grad(*ready)
+    stop = threading.Event()
+    churn = threading.Thread(target=lambda: [gc.collect() for _ in iter(stop.is_set, True)])
+    churn.start()
+    try:
+        for _ in range(20):
+            got = module.value_and_grad(Fresh(ready[0]), Fresh(ready[1]))
+            assert got[0] == want[0]
+    finally:
+        stop.set()
+        churn.join()

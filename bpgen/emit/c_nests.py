@@ -241,6 +241,8 @@ class Nests:
         full_out = ("Z" if out_batched else "") + out
         contracted = sorted(set("".join(subs)) - set(full_out), key=lambda c: (c != "Z", c))
         inner = full_out[-1] if full_out and full_out[-1] != "Z" else None
+        if contracted and inner:
+            inner = self.vector_axis(full_out, subs, sizes, inner)
         name = self.name(eq.lhs)
         texts = [self.name(op) for op in node.operands]
         pre = []
@@ -283,6 +285,21 @@ class Nests:
         loops = ([o for o in outer if o[0] == "_z"] + reduce +
                  [o for o in outer if o[0] != "_z"] + [(var(inner), sizes[inner])])
         return nodes + nest(loops, [Stmt(f"{target} += {product};")])
+
+    def vector_axis(self, out, subs, sizes, last) -> str:
+        """The output axis a contraction's inner loop runs along: the last (contiguous in
+        the output), unless its length is not a whole number of vectors and another axis
+        is, with every operand that has it contiguous along it (a transposed store of the
+        output then costs less than partial vectors on every multiply-add)."""
+        lanes = self.ctx.lanes
+        if int(sizes[last]) % lanes == 0:
+            return last
+        for c in reversed(out):
+            d = int(sizes[c]) if c != "Z" else 0
+            if c != last and d and d % lanes == 0 and (d <= ACC_MAX or d % TILE == 0) and \
+                    all(sub.endswith(c) for sub in subs if c in sub):
+                return c
+        return last
 
     def blocked(self, outer, reduce, inner, extent, product, target, store,
                 tile=None) -> list:

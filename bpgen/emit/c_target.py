@@ -91,6 +91,7 @@ class Builder:
 
     def __init__(self, ir: IR, names: dict, block: int, fp: Real):
         self.ir, self.real, self.block_size, self.fp = ir, REAL, block, fp
+        self.lanes = lanes(fp)
         self.printer_class = CPrinter.of(fp)
         self.shapes = ir.shapes()
         self.batched = ir.batched()
@@ -442,7 +443,8 @@ def prepare(compiled: Compiled) -> dict:
                 nests=nests,
                 param_offsets=offsets([size(p.shape) for p in ir.params], fp),
                 work=max(f.work for f in shown.values()), contiguous=True,
-                cflags=("-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-fopenmp",
+                cflags=("-std=c99", "-O3", "-march=native", "-mtune=generic",
+                        "-ffp-contract=fast", "-fopenmp",
                         "-fira-region=one"),
                 one_sample=ir.all_scalar())
 
