@@ -692,7 +692,8 @@ def bench_float32(out, repeat):
 
 def bench_threads(out, repeat):
     """The C target's value_and_grad on 1, 2, 4 and 8 threads, as many as there are CPUs
-    (ratio: against 1 thread)."""
+    (ratio: against 1 thread): the chunks of samples, or the products' columns of a call
+    of one chunk."""
     print(f"C threads=k, value_and_grad (ratio: against threads=1; this machine has "
           f"{os.cpu_count()} CPUs; results are bitwise identical for every k)")
     cases = [("seed 2-2-1, N = 100,000", SEED_SUM.replace('"seedsum"', '"thseed"'), "thseed",
@@ -703,7 +704,11 @@ def bench_threads(out, repeat):
              ("MLP 64-32-10, N = 10,000",
               (ROOT / "examples" / "mlp_digits.py").read_text().replace('"mlp"', '"thmlp"'),
               "thmlp", lambda rng, n: {"x": rng.random((n, 64)),
-                                       "y": np.eye(10)[rng.integers(0, 10, n)]}, 10_000)]
+                                       "y": np.eye(10)[rng.integers(0, 10, n)]}, 10_000),
+             # one chunk of samples: the threads share out the columns of the products
+             ("MLP 784-256-10, batch 128 (one chunk)", wide_mlp_source("thwide"), "thwide",
+              lambda rng, n: {"x": rng.random((n, 784)),
+                              "y": np.eye(10)[rng.integers(0, 10, n)]}, 128)]
     for title, source, name, draw, n in cases:
         (_, gen, gen_c), *_ = compile_net(source, out, name)
         rng = np.random.default_rng(6)

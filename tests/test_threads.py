@@ -135,3 +135,44 @@ def test_a_compiler_without_openmp_builds_the_same_library_for_one_thread(tmp_pa
     want = zoo["seed"].module("c").value_and_grad(params, data, threads=4)
     assert c.value_and_grad(params, data) == want
     assert os.environ["CC"] == str(fake)
+
+
+WIDE = '''
+import bpgen as bp
+net = bp.Network("widerows")
+x = net.input("x", shape=(128,))
+y = net.input("y", shape=(4,))
+W1 = net.param("W1", shape=(128, 256))
+W2 = net.param("W2", shape=(256, 4))
+h = net.eq("h", bp.tanh(x @ W1))
+net.loss("L", bp.sum((h @ W2 - y) ** 2))
+'''
+
+
+def test_large_products_share_their_columns_out_among_the_threads(tmp_path):
+    """A call whose samples are one chunk runs the tiles of columns of its large products
+    on the threads: still bitwise identical for any number of threads, and the gradient
+    is the one of plain NumPy backprop (written out here, independent of bpgen)."""
+    (tmp_path / "widerows.py").write_text(WIDE)
+    assert run_cli("compile", tmp_path / "widerows.py", "--target", "c",
+                   "-o", tmp_path / "out") == 0
+    source = (tmp_path / "out" / "widerows.c").read_text()
+    assert source.count("BP_PARALLEL_ROWS(_row_threads)") >= 2  # forward and backward
+    c = import_file(tmp_path / "out" / "widerows_c.py", "_widerows")
+    rng = np.random.default_rng(11)
+    params = {"W1": rng.normal(0, 0.1, (128, 256)), "W2": rng.normal(0, 0.1, (256, 4))}
+    n = 100
+    assert n <= c._CHUNK_SAMPLES  # one chunk: the products are what runs in parallel
+    data = {"x": rng.normal(size=(n, 128)), "y": rng.normal(size=(n, 4))}
+    one = c.value_and_grad(params, data)
+    for k in THREADS:
+        value, grads = c.value_and_grad(params, data, threads=k)
+        assert value == one[0] and all(same(grads[p], one[1][p]) for p in grads), k
+        assert same(c.forward(params, data, threads=k)["h"], c.forward(params, data)["h"])
+    h = np.tanh(data["x"] @ params["W1"])
+    r = h @ params["W2"] - data["y"]
+    d_h = (2 * r / n) @ params["W2"].T
+    want = {"W2": h.T @ (2 * r / n), "W1": data["x"].T @ (d_h * (1 - h * h))}
+    assert abs(one[0] - (r ** 2).sum(axis=1).mean()) <= 1e-12 * abs(one[0])
+    for k in want:
+        np.testing.assert_allclose(one[1][k], want[k], rtol=1e-10, atol=1e-13)

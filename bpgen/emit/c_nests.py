@@ -32,6 +32,12 @@ from .common import print_expr
 ACC_MAX = 64  # longest output row accumulated in a local array (registers)
 ROWS = 4  # output rows accumulated together
 TILE = 32  # columns of a long output row accumulated together
+#: multiply-adds of a tiled product (per block of samples) from which its tiles of
+#: columns share out among the threads when the call runs in one chunk
+ROW_THREADS_WORK = 1 << 20
+#: the threads a tiled product may use: the call's own when its samples are one chunk
+#: (declared in each chunk; see the template's BP_PARALLEL_ROWS)
+ROW_THREADS = "_row_threads"
 
 
 def size(shape) -> int:
@@ -270,8 +276,11 @@ class Nests:
             return pre + self.blocked(outer, reduce, inner, sizes[inner], product, target,
                                       store)
         if outer and int(sizes[inner]) % TILE == 0:  # long rows: a tile of each at a time
+            work = prod(self.ctx.block_size if d == "_m" else int(d)
+                        for _, d in outer + reduce + [(inner, sizes[inner])])
             return pre + self.blocked(outer, reduce, inner, sizes[inner], product, target,
-                                      store, TILE)
+                                      store, TILE,
+                                      parallel=self.ctx.in_block and work >= ROW_THREADS_WORK)
         if int(sizes[inner]) <= ACC_MAX:
             row = [(var(inner), sizes[inner])]
             return pre + [Scope([
@@ -302,14 +311,16 @@ class Nests:
         return last
 
     def blocked(self, outer, reduce, inner, extent, product, target, store,
-                tile=None) -> list:
+                tile=None, parallel=False) -> list:
         """ROWS rows of the output at once (the last outer axis), each accumulated in a
         local array: every operand load feeds ROWS multiply-adds, and the ROWS chains of
         additions run side by side. Past the end of that axis, the padded rows repeat its
         first row and are not stored. With `tile`, rows longer than registers hold are
         done `tile` columns at a time (a ROWS x tile block of the output stays in
         registers while the contracted axes run: the micro-kernel of a blocked matrix
-        product)."""
+        product); with `parallel`, the tiles of columns share out among the threads
+        (each output element is still summed by one thread in one order: the result is
+        the same for any number)."""
         if tile is not None:
             i = f"_{inner}"
 
@@ -317,7 +328,8 @@ class Nests:
                 return re.sub(rf"\b{i}\b", f"({i}0 + {i}t)", text)
             body = self.blocked(outer[-1:], reduce, f"{inner}t", str(tile), column(product),
                                 column(target), store)
-            return nest(outer[:-1], [For(f"{i}0", extent, body, step=tile)])
+            pragma = f"BP_PARALLEL_ROWS({ROW_THREADS})" if parallel else ""
+            return nest(outer[:-1], [For(f"{i}0", extent, body, step=tile, pragma=pragma)])
         v, count = outer[-1]
         tail = not (count.isdigit() and int(count) % ROWS == 0)
         lane = f"{v}0 + (_r < _rn ? _r : 0)" if tail else f"{v}0 + _r"

@@ -10,9 +10,10 @@ took 40 s to build. Outlined, the compiler optimises each distinct nest once, as
 function with the same constant extents (so the same vectorised code). The function
 keeps the names of the nest's first occurrence (it reads as the equation it computes);
 its arrays become `restrict` pointer parameters (the enclosing functions already
-declare every array `restrict`), its scalars value parameters and `_m` (the block's
-samples) a `long`. A nest that writes a scalar or reads the enclosing function's own
-parameters (`_out`, `_grad`, ...) stays inline.
+declare every array `restrict`), its scalars value parameters, `_m` (the block's
+samples) a `long` and `_row_threads` (see c_nests.ROW_THREADS) an `int`. A nest that
+writes a scalar or reads the enclosing function's own parameters (`_out`, `_grad`, ...)
+stays inline.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .c_nests import ROW_THREADS
 from .cloops import For, Scope, Stmt, render
 
 IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
@@ -66,6 +68,8 @@ def analyse(node, known) -> Nest | None:
     for name in external:
         if name == "_m":
             kinds.append("long")
+        elif name == ROW_THREADS:
+            kinds.append("int")
         elif re.search(rf"\b{name}\s*\[", text):
             written = re.search(rf"\b{name}(?:\[[^\[\]]*\])+\s*[-+*/]?=(?!=)", text)
             kinds.append("out" if written else "in")
@@ -114,7 +118,8 @@ def outline(functions, names, real: str) -> list[str]:
         name = defined.get(nest.key)
         if name is None:
             name = defined[nest.key] = f"bp_nest{len(defined)}"
-            params = [{"long": f"const long {n}", "in": f"const {real} *restrict {n}",
+            params = [{"long": f"const long {n}", "int": f"const int {n}",
+                       "in": f"const {real} *restrict {n}",
                        "out": f"{real} *restrict {n}", "value": f"const {real} {n}"}[kind]
                       for n, kind in zip(nest.external, nest.kinds)]
             lines += ["", *_wrapped(f"BP_NEST void {name}(", params or ["void"]), "{",

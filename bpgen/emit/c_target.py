@@ -33,7 +33,7 @@ import numpy as np
 from ..compiler import Compiled
 from ..ir import IR, N_SAMPLES, is_batch_sum
 from ..tensor import Structural
-from .c_nests import Nests, ref, size
+from .c_nests import ROW_THREADS, Nests, ref, size
 from .c_outline import outline
 from .cloops import For, Stmt, fuse, nest, render
 from .common import Real, Target, Value, api_data, print_expr, real_of
@@ -245,6 +245,9 @@ def chunked(f: Function, b: Builder, where: dict) -> None:
     f.chunk = [Stmt(f"{real} *const _blk = _work + {b.work} + _c*{b.block_work};")] \
         if b.block_arrays else []
     f.chunk += b.block_arrays
+    if any(ROW_THREADS in line for line in render(f.block, 0)):
+        # products large enough to share out: the call's threads, when it has one chunk
+        f.chunk.append(Stmt(f"const int {ROW_THREADS} = _chunks == 1 ? _threads : 1;"))
     if scalars:
         # one array of every scalar sum's lanes: the chunk's in _sums, the totals in _lanes
         sums = f.scalar_parts

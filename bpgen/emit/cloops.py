@@ -40,6 +40,7 @@ class For:
     step: int = 1
     start: str = "0"
     fusable: bool = False
+    pragma: str = ""  # a line before the loop (a macro that may expand to a _Pragma)
 
     @property
     def header(self) -> tuple:
@@ -66,6 +67,8 @@ def render(nodes, depth: int = 1) -> list[str]:
             lines += [pad + "{", *render(node.body, depth + 1), pad + "}"]
         elif isinstance(node, For):
             step = f"++{node.var}" if node.step == 1 else f"{node.var} += {node.step}"
+            if node.pragma:
+                lines.append(pad + node.pragma)
             head = (f"{pad}for (long {node.var} = {node.start}; {node.var} < {node.extent}; "
                     f"{step})")
             if len(node.body) == 1 and not isinstance(node.body[0], Comment):
