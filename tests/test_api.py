@@ -113,7 +113,19 @@ def test_arrays_ready_for_c_take_the_same_way_as_any_other_values(tensor_nets, k
         def __getitem__(self, k):
             return np.array(dict.__getitem__(self, k), dtype=np.float64)
 
+    class Calling(dict):
+        """A mapping whose lookups call the module with other values (re-entrant use)."""
+
+        def __getitem__(self, k):
+            module.loss(*other)
+            return dict.__getitem__(self, k)
+
+    other = (ready[0], {k: v[:2] for k, v in ready[1].items()})  # other samples
     want = module.value_and_grad(*ready)
+    assert module.loss(Calling(ready[0]), Calling(ready[1])) == module.loss(*ready)
+    got = module.value_and_grad(Calling(ready[0]), Calling(ready[1]))
+    assert got[0] == want[0] and all(same for same in (
+        np.array_equal(got[1][k], want[1][k]) for k in module.PARAMS))
     stop = threading.Event()
     churn = threading.Thread(target=lambda: [gc.collect() for _ in iter(stop.is_set, True)])
     churn.start()

@@ -9,6 +9,7 @@ the NumPy module (itself checked against finite differences elsewhere) to 1e-12.
 import os
 import shutil
 import stat
+import subprocess
 
 import numpy as np
 import pytest
@@ -140,9 +141,9 @@ def test_a_compiler_without_openmp_builds_the_same_library_for_one_thread(tmp_pa
 WIDE = '''
 import bpgen as bp
 net = bp.Network("widerows")
-x = net.input("x", shape=(128,))
+x = net.input("x", shape=(640,))
 y = net.input("y", shape=(4,))
-W1 = net.param("W1", shape=(128, 256))
+W1 = net.param("W1", shape=(640, 256))
 W2 = net.param("W2", shape=(256, 4))
 h = net.eq("h", bp.tanh(x @ W1))
 net.loss("L", bp.sum((h @ W2 - y) ** 2))
@@ -157,13 +158,19 @@ def test_large_products_share_their_columns_out_among_the_threads(tmp_path):
     assert run_cli("compile", tmp_path / "widerows.py", "--target", "c",
                    "-o", tmp_path / "out") == 0
     source = (tmp_path / "out" / "widerows.c").read_text()
-    assert source.count("BP_PARALLEL_ROWS(_row_threads)") >= 2  # forward and backward
+    assert source.count("BP_PARALLEL_ROWS(_row_threads, _m*640*256 >= ") == 1  # forward
+    assert source.count("BP_PARALLEL_ROWS(_row_threads, 640*_m*256 >= ") == 1  # backward
+    for openmp in ([], ["-fopenmp"]):  # the macro is a statement, or a pragma, in its loop
+        done = subprocess.run(["gcc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror",
+                               "-O2", *openmp, "-c", str(tmp_path / "out" / "widerows.c"),
+                               "-o", os.devnull], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
     c = import_file(tmp_path / "out" / "widerows_c.py", "_widerows")
     rng = np.random.default_rng(11)
-    params = {"W1": rng.normal(0, 0.1, (128, 256)), "W2": rng.normal(0, 0.1, (256, 4))}
+    params = {"W1": rng.normal(0, 0.05, (640, 256)), "W2": rng.normal(0, 0.1, (256, 4))}
     n = 100
     assert n <= c._CHUNK_SAMPLES  # one chunk: the products are what runs in parallel
-    data = {"x": rng.normal(size=(n, 128)), "y": rng.normal(size=(n, 4))}
+    data = {"x": rng.normal(size=(n, 640)), "y": rng.normal(size=(n, 4))}
     one = c.value_and_grad(params, data)
     for k in THREADS:
         value, grads = c.value_and_grad(params, data, threads=k)

@@ -32,9 +32,11 @@ from .common import print_expr
 ACC_MAX = 64  # longest output row accumulated in a local array (registers)
 ROWS = 4  # output rows accumulated together
 TILE = 32  # columns of a long output row accumulated together
-#: multiply-adds of a tiled product (per block of samples) from which its tiles of
-#: columns share out among the threads when the call runs in one chunk
-ROW_THREADS_WORK = 1 << 20
+#: multiply-adds of a tiled product (in one block of samples, counted at run time) from
+#: which its tiles of columns share out among the threads when the call runs in one chunk:
+#: each such region starts its threads (it is nested in the chunks' inactive one), which
+#: costs tens of microseconds
+ROW_THREADS_WORK = 1 << 22
 #: the threads a tiled product may use: the call's own when its samples are one chunk
 #: (declared in each chunk; see the template's BP_PARALLEL_ROWS)
 ROW_THREADS = "_row_threads"
@@ -276,11 +278,9 @@ class Nests:
             return pre + self.blocked(outer, reduce, inner, sizes[inner], product, target,
                                       store)
         if outer and int(sizes[inner]) % TILE == 0:  # long rows: a tile of each at a time
-            work = prod(self.ctx.block_size if d == "_m" else int(d)
-                        for _, d in outer + reduce + [(inner, sizes[inner])])
             return pre + self.blocked(outer, reduce, inner, sizes[inner], product, target,
-                                      store, TILE,
-                                      parallel=self.ctx.in_block and work >= ROW_THREADS_WORK)
+                                      store, TILE, parallel=self.ctx.in_block and
+                                      len(outer) == 1)
         if int(sizes[inner]) <= ACC_MAX:
             row = [(var(inner), sizes[inner])]
             return pre + [Scope([
@@ -328,7 +328,11 @@ class Nests:
                 return re.sub(rf"\b{i}\b", f"({i}0 + {i}t)", text)
             body = self.blocked(outer[-1:], reduce, f"{inner}t", str(tile), column(product),
                                 column(target), store)
-            pragma = f"BP_PARALLEL_ROWS({ROW_THREADS})" if parallel else ""
+            # threads only where the product is large at run time (each region starts
+            # its threads), and no more threads than tiles
+            work = "*".join(d for _, d in outer + reduce) + f"*{extent}"
+            pragma = (f"BP_PARALLEL_ROWS({ROW_THREADS}, {work} >= {ROW_THREADS_WORK}, "
+                      f"{int(extent) // tile})") if parallel else ""
             return nest(outer[:-1], [For(f"{i}0", extent, body, step=tile, pragma=pragma)])
         v, count = outer[-1]
         tail = not (count.isdigit() and int(count) % ROWS == 0)

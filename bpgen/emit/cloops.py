@@ -71,7 +71,9 @@ def render(nodes, depth: int = 1) -> list[str]:
                 lines.append(pad + node.pragma)
             head = (f"{pad}for (long {node.var} = {node.start}; {node.var} < {node.extent}; "
                     f"{step})")
-            if len(node.body) == 1 and not isinstance(node.body[0], Comment):
+            inner = node.body[0] if len(node.body) == 1 else None
+            if inner is not None and not isinstance(inner, Comment) and \
+                    not (isinstance(inner, For) and inner.pragma):  # a macro: maybe a statement
                 lines += [head, *render(node.body, depth + 1)]
             else:
                 lines += [head + " {", *render(node.body, depth + 1), pad + "}"]
