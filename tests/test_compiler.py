@@ -220,7 +220,7 @@ def test_structural_operations_written_twice_are_computed_once():
     p = net.eq("p", bp.softmax(h @ W2 + b2))
     net.loss("L", bp.softmax_cross_entropy(h @ W2 + b2, y) + bp.sum((p - y) ** 2))
     code = emit(compile_network(net, "inline.py"), ["numpy"])["inline.py"]
-    body = code[code.index("def _value_and_grad"):code.index("def _real")]
+    body = code[code.index("def _value_and_grad("):code.index("def _real")]
     assert body.count("h @ W2") == 1, body
     assert body.count("@ W2.T") == 1 and body.count("h.T @") == 1, body
     assert body.count("np.exp(") == 1, body  # p; the softmax's backward reads p
@@ -234,7 +234,7 @@ def test_a_convolution_written_with_slices_is_one_matrix_product():
     from bpgen.emit import emit
     conv = runpy.run_path(str(ROOT / "tests" / "tensor_nets" / "conv.py"))["net"]
     code = emit(compile_network(conv, "conv.py"), ["numpy"])["conv.py"]
-    body = code[code.index("def _value_and_grad"):code.index("def _real")]
+    body = code[code.index("def _value_and_grad("):code.index("def _real")]
     assert body.count(" @ ") == 5, body  # conv, logits; d_V, d_logits, d_K (one each)
     assert "conv_cols = np.concatenate([" in body and "axis=3)" in body
     assert "(conv_cols.reshape((-1, 18)) @ conv_rows).reshape((-1, 4, 4, 3))" in body

@@ -37,15 +37,31 @@ def test_gradient_matches_finite_differences(tnet, target, seed):
 
 @pytest.mark.parametrize("target", ["numpy", "c"])
 def test_one_sample_without_batch_axis(tnet, target):
+    """One sample given without its batch axis (the NumPy module's one-sample path, on
+    arrays of the values' own shapes): loss, value_and_grad and value_and_grad_flat."""
     module = tnet.modules[target]
     params, data = tnet.draw(5, 1)
     single = {k: v[0] for k, v in data.items()}
     value, grads = module.value_and_grad(params, single)
-    assert value == pytest.approx(tnet.reduced(params, data, module.REDUCE), rel=1e-12)
+    want = tnet.reduced(params, data, module.REDUCE)
+    assert value == pytest.approx(want, rel=1e-12)
+    assert module.loss(params, single) == pytest.approx(want, rel=1e-12)
     expected = finite_differences(tnet, params, data, module.REDUCE)
-    for k in module.PARAMS:
+    flat_value, flat_grad = module.value_and_grad_flat(module.pack(params), single)
+    assert flat_value == pytest.approx(want, rel=1e-12)
+    for k, g in zip(module.PARAMS, np.split(flat_grad, np.cumsum(
+            [np.prod(module.SHAPES[k], dtype=int) for k in module.PARAMS])[:-1])):
         scale = max(1.0, np.abs(expected[k]).max())
         np.testing.assert_allclose(grads[k], expected[k], rtol=2e-6, atol=2e-7 * scale)
+        np.testing.assert_allclose(g.reshape(module.SHAPES[k]), expected[k], rtol=2e-6,
+                                   atol=2e-7 * scale)
+        assert np.shape(grads[k]) == module.SHAPES[k]
+        assert type(grads[k]) is (np.ndarray if module.SHAPES[k] else float)
+        if module.SHAPES[k]:  # the caller's own array: writable, sharing nothing
+            assert grads[k].flags.writeable and grads[k].dtype == np.float64
+            for other in [*params.values(), *single.values(),
+                          *(grads[j] for j in module.PARAMS if j != k)]:
+                assert not np.shares_memory(grads[k], other), k
 
 
 def test_targets_agree_on_a_large_batch(tnet):

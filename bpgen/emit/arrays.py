@@ -111,6 +111,10 @@ class ArrayPrinter(NumpyArrayPrinter):
         dtype = "" if self.scalar_type is None else f", dtype={self.scalar_type}"
         return f"np.zeros({tuple_text(dims)}{dtype})"
 
+    def spell_full(self, text: str, dims) -> str:
+        """A new array of shape `dims` whose every element is the number `text`."""
+        return f"np.full({tuple_text(dims)}, {text}, dtype={self.scalar_type or 'np.float64'})"
+
     def spell_extreme(self, which: str, text: str, axes: tuple) -> str:
         return f"np.{which}({text}, axis={axes[0] if len(axes) == 1 else axes})"
 
@@ -150,6 +154,11 @@ class ArrayPrinter(NumpyArrayPrinter):
         flat = self.flat_contraction(ins, out, sizes, texts)
         if flat is not None:
             return flat
+        if len(ins) == 2 and all(ins) and not set(ins[0]) & set(ins[1]) \
+                and out in (ins[0] + ins[1], ins[1] + ins[0]):
+            # an outer product (a weight's gradient for one sample): one broadcast multiply
+            (a, ta), (b, tb) = sorted(zip(ins, texts), key=lambda p: out.index(p[0][0]))
+            return f"{ta}[:{', :' * (len(a) - 1)}{', None' * len(b)}]*{tb}"
         if set(out) == set("".join(ins)) and all(out.endswith(s.lstrip(BATCH)) for s in ins):
             # nothing summed: a broadcasting product (per-sample axes line up at the end)
             factors = []

@@ -192,7 +192,8 @@ def api_data(compiled) -> dict:
                 init=init_spec(ir), init_std=INIT_STD, dtype=compiled.dtype,
                 dtype_c=real_of(compiled).c, range_text=real_of(compiled).range_text,
                 offsets=flat_offsets, n_flat=sum(sizes),
-                has_hvp="hvp" in compiled.programs)
+                has_hvp="hvp" in compiled.programs,
+                one_arrays=None)  # the NumPy module's one-sample programs (numpy_target)
 
 
 # -- programs --------------------------------------------------------------------------

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import sympy
+
 from ..compiler import Compiled
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
 
 from ..ir import BACKWARD, IR, N_SAMPLES, TANGENT, is_batch_sum
 from ..passes import one_sample
 from ..nodes import Assemble
-from ..tensor import Einsum, LogSumExp, Structural, matmul_form, shape_of
+from ..tensor import Einsum, LogSumExp, Structural, matmul_form, shape_of, single_form
 from .arrays import ArrayPrinter, full_subscripts
 from .common import (Line, Output, Program, Target, api_data, print_expr, real_of,
                      unsupported)
@@ -110,11 +112,13 @@ def rhs_text(printer: ArrayPrinter, eq, summed, is_batched: bool) -> str:
     return printer.spell_number(text) if constant else text
 
 
-def program(ir: IR, names: dict, free_memory: bool, dialect=ArrayPrinter) -> Program:
+def program(ir: IR, names: dict, free_memory: bool, dialect=ArrayPrinter,
+            one: bool = False) -> Program:
     """The lines of one array function and what it returns, spelled by `dialect` (a
-    subclass of ArrayPrinter)."""
+    subclass of ArrayPrinter). `one`: `ir` is specialised to one sample (passes/one_sample)
+    and every value is an array of its own shape, without a batch axis."""
     shapes = ir.shapes()
-    batched = ir.batched()
+    batched = set() if one else ir.batched()
     if free_memory:
         ir = ir.with_equations(early(ir))
     summed = summed_inline(ir, batched) if free_memory else {}
@@ -195,23 +199,66 @@ def scalar_program(ir: IR, names: dict) -> Program:
     return Program(tuple(lines), tuple(outputs), frozenset(helpers))
 
 
+def arrays_program(ir: IR, names: dict, dialect) -> Program:
+    """One sample of a network with shaped values, on arrays without a batch axis: the
+    fewest NumPy calls (a weight's gradient is an outer product, not a matrix product over
+    a batch of one). A result that would be an argument, or another result, is copied:
+    the caller owns what it gets."""
+    ir = one_sample.run(ir)
+    prog = program(ir, names, False, dialect, one=True)
+    arguments = {v.symbol for v in ir.inputs + ir.params}
+    shapes, by_lhs = ir.shapes(), {eq.lhs: eq.rhs for eq in ir.equations}
+
+    def array(expr):
+        """The value whose array `expr` prints as (through `b = a` and copies)."""
+        while True:
+            rhs = by_lhs.get(expr)
+            if isinstance(rhs, Einsum) and len(rhs.operands) == 1 and \
+                    single_form(rhs.subscripts[0][0], rhs.subscripts[1]) == ("copy",):
+                rhs = rhs.operands[0]
+            if not isinstance(rhs, sympy.Symbol):
+                return expr
+            expr = rhs
+    declared = {v.name: v.shape for v in ir.params}
+    seen, outputs = set(), []
+    for r, out in zip(ir.results, prog.outputs):
+        text, root = out.text, array(r.expr)
+        shape = declared.get(r.key) if r.kind == "grad" else None
+        if shape and shape_of(r.expr, shapes) != shape:  # a number: the same everywhere
+            text = dialect(names, shapes, set()).spell_full(text, tuple(map(str, shape)))
+        elif shape:
+            # the caller's own array, or one already returned: a copy; a view (of an
+            # argument, or read-only by np.broadcast_to): a copy when it is one (_own)
+            text = f"{text}.copy()" if root in arguments | seen else f"_own({text})"
+        seen.add(root)
+        outputs.append(replace(out, text=text))
+    helpers = prog.helpers | {"_own"} if any(o.text.startswith("_own(") for o in outputs) \
+        else prog.helpers
+    return Program(prog.lines, tuple(outputs), frozenset(helpers))
+
+
 def prepare(compiled: Compiled) -> dict:
     names, dialect = compiled.names, ArrayPrinter.of(compiled.dtype)
     programs = {k: program(compiled.programs[k], names, k != "forward", dialect)
                 for k in ("loss", "value_and_grad", "forward", "hvp")
                 if k in compiled.programs}
-    scalar = None
-    if compiled.ir.all_scalar() and compiled.dtype == "float64":  # `math` has only doubles
-        scalar = {k: scalar_program(compiled.programs[k], names)
+    scalar = arrays = None
+    if compiled.ir.all_scalar():
+        if compiled.dtype == "float64":  # `math` has only doubles
+            scalar = {k: scalar_program(compiled.programs[k], names)
+                      for k in ("loss", "value_and_grad")}
+    else:
+        arrays = {k: arrays_program(compiled.programs[k], names, dialect)
                   for k in ("loss", "value_and_grad")}
-    everything = list(programs.values()) + list((scalar or {}).values())
+    everything = list(programs.values()) + [p for one in (scalar, arrays) if one
+                                            for p in one.values()]
     helpers = set().union(*(p.helpers for p in everything))
     if "_erf" in helpers:
         helpers.add("math")
     if any(isinstance(eq.rhs, LogSumExp) for p in compiled.programs.values()
            for eq in p.equations):
         helpers.add("_logsumexp")
-    return dict(api_data(compiled), programs=programs, one_sample=scalar,
+    return dict(api_data(compiled), programs=programs, one_sample=scalar, one_arrays=arrays,
                 helpers=sorted(helpers), contiguous=False, directions=directions(compiled),
                 exp_limit=real_of(compiled).exp_limit)
 
