@@ -35,7 +35,7 @@ from ..ir import IR, N_SAMPLES, is_batch_sum
 from ..tensor import Structural
 from .c_nests import ROW_THREADS, Nests, ref, size
 from .c_outline import outline
-from .cloops import For, Stmt, fuse, nest, render
+from .cloops import For, Scope, Stmt, fuse, nest, render
 from .common import Real, Target, Value, api_data, print_expr, real_of
 from .printers import CPrinter
 
@@ -289,7 +289,7 @@ def result_nodes(ir: IR, names: dict, f: Function, targets: dict, first: int = 1
     in place where they were summed into the caller's array, else grad[k] = their
     expression (a scalar's total times 1/n, or zero)."""
     shapes = ir.shapes()
-    nodes = []
+    nodes, means = [], []  # means: the mean's 1/n, which leaves one sample as it is
     for k, r in enumerate(ir.results[first:]):
         n = size(ir.params[k].shape)
         symbols = r.expr.free_symbols - {N_SAMPLES}
@@ -300,14 +300,15 @@ def result_nodes(ir: IR, names: dict, f: Function, targets: dict, first: int = 1
         if symbol is not None and targets.get(symbol) == f"{array}[{k}]":
             factor = r.expr / symbol
             if factor != 1:
-                nodes += nest([("_i", str(n))], [Stmt(f"{names[symbol]}[_i] *= "
-                                                      f"{printer.doprint(factor)};")])
+                scale = nest([("_i", str(n))], [Stmt(f"{names[symbol]}[_i] *= "
+                                                     f"{printer.doprint(factor)};")])
+                (means if factor == 1 / N_SAMPLES else nodes).extend(scale)
             continue
         value = print_expr(printer, r.expr, None, "c")
         f.helpers |= printer.helpers
         nodes += nest([("_i", str(n))] if n > 1 else [],
                       [Stmt(f"{array}[{k}][{at}] = {value};")])
-    return nodes
+    return ([Scope(means, "_n != 1")] if means else []) + nodes  # x*1.0 is x, bit for bit
 
 
 def grad_targets(ir: IR, first: int = 1, array: str = "_grad") -> dict:

@@ -49,9 +49,10 @@ class For:
 
 @dataclass
 class Scope:
-    """A braced block, for local declarations."""
+    """A braced block, for local declarations; `cond`: run only when it holds."""
 
     body: list = field(default_factory=list)
+    cond: str = ""
 
 
 def render(nodes, depth: int = 1) -> list[str]:
@@ -64,7 +65,8 @@ def render(nodes, depth: int = 1) -> list[str]:
         elif isinstance(node, Comment):
             lines.append(f"{pad}/* {node.text} */")
         elif isinstance(node, Scope):
-            lines += [pad + "{", *render(node.body, depth + 1), pad + "}"]
+            head = f"if ({node.cond}) {{" if node.cond else "{"
+            lines += [pad + head, *render(node.body, depth + 1), pad + "}"]
         elif isinstance(node, For):
             step = f"++{node.var}" if node.step == 1 else f"{node.var} += {node.step}"
             if node.pragma:
