@@ -33,9 +33,9 @@ ACC_MAX = 64  # longest output row accumulated in a local array (registers)
 ROWS = 4  # output rows accumulated together
 TILE = 32  # columns of a long output row accumulated together
 #: multiply-adds of a tiled product (in one block of samples, counted at run time) from
-#: which its tiles of columns share out among the threads when the call runs in one chunk:
-#: each such region starts its threads (it is nested in the chunks' inactive one), which
-#: costs tens of microseconds
+#: which its tiles of columns share out among the threads when the call runs in one chunk
+#: (a parallel region of its own then, the chunk running outside any: below this, the
+#: region costs more than the second thread saves; 784-256-10 MLP, batches 8 to 128)
 ROW_THREADS_WORK = 1 << 22
 #: the threads a tiled product may use: the call's own when its samples are one chunk
 #: (declared in each chunk; see the template's BP_PARALLEL_ROWS)

@@ -80,7 +80,7 @@ def analyse(node, known) -> Nest | None:
     return Nest(text, tuple(external), tuple(kinds))
 
 
-def _wrapped(head: str, params: list[str], width: int = 92) -> list[str]:
+def wrapped(head: str, params: list[str], width: int = 92) -> list[str]:
     """`head` and the parameters, one line or several aligned after the parenthesis."""
     lines, line = [], head
     for k, param in enumerate(params):
@@ -122,7 +122,7 @@ def outline(functions, names, real: str) -> list[str]:
                        "in": f"const {real} *restrict {n}",
                        "out": f"{real} *restrict {n}", "value": f"const {real} {n}"}[kind]
                       for n, kind in zip(nest.external, nest.kinds)]
-            lines += ["", *_wrapped(f"BP_NEST void {name}(", params or ["void"]), "{",
+            lines += ["", *wrapped(f"BP_NEST void {name}(", params or ["void"]), "{",
                       nest.text, "}"]
         getattr(f, which)[k] = Stmt(f"{name}({', '.join(nest.external)});")
     return lines

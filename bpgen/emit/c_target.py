@@ -26,6 +26,8 @@ vectorises without -ffast-math and gives the same result on every run. bpgen's o
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +36,7 @@ from ..compiler import Compiled
 from ..ir import IR, N_SAMPLES, is_batch_sum
 from ..tensor import Structural
 from .c_nests import ROW_THREADS, Nests, ref, size
-from .c_outline import outline
+from .c_outline import outline, wrapped
 from .cloops import For, Scope, Stmt, fuse, nest, render
 from .common import Real, Target, Value, api_data, print_expr, real_of
 from .printers import CPrinter
@@ -380,16 +382,58 @@ class Rendered:
     work: int
     sums_at: int
     parts_at: int
+    chunk_params: list  # the chunk function's parameters after `_c`: declarations
+    chunk_call: list  # and its call from the function, as lines inside the chunk loop
 
 
-def rendered(f: Function, most: int) -> Rendered:
+#: What a chunk may read of its function: the function's own parameters, then (after its
+#: declarations) the chunk loop's bounds and the chunks' sums, with their C types.
+FUNCTION_PARAMS = {"_params": f"const {REAL} *const *_params",
+                   "_tangents": f"const {REAL} *const *_tangents",
+                   "_data": f"const {REAL} *const *_data", "_n": "const long _n",
+                   "_grad": f"{REAL} *const *_grad", "_out": f"{REAL} *const *_out",
+                   "_work": f"{REAL} *const _work", "_threads": "const int _threads"}
+LOOP_LOCALS = {"_blocks": "const long _blocks", "_chunks": "const long _chunks",
+               "_sums": f"{REAL} *const _sums", "_parts": f"{REAL} *const _parts"}
+IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
+DECLARED = re.compile(r"\b(?:bp_real|double|float|long|int)\s*(?:\*\s*(?:const|restrict)?\s*)*"
+                      r"([A-Za-z_]\w*)\s*(?:\[\d+\])*\s*[=;]")
+DECLARATION = re.compile(r"^((?:const\s+)?(?:bp_real|double|float|long|int)\b[^=;]*?"
+                         r"([A-Za-z_]\w*)\s*(?:\[\d+\])?)\s*=")
+
+
+def chunk_parameters(f: Function, body: list[str]) -> list[tuple[str, str]]:
+    """(name, declaration) of what the chunk's lines `body` read of the enclosing
+    function: its parameters and the variables it declares before the chunks (each
+    declared as the function declares it, without its value; an array as a pointer)."""
+    known = dict(FUNCTION_PARAMS)
+    for node in f.pointers + f.prologue + f.zero:
+        match = DECLARATION.match(node.text) if isinstance(node, Stmt) else None
+        if match:
+            known[match.group(2)] = match.group(1).strip()
+    known.update(LOOP_LOCALS)
+    text = "\n".join(body)
+    used = set(IDENT.findall(text)) - set(DECLARED.findall(text))
+    used |= {"_blocks", "_chunks", "_n"}  # the template's: the chunk's blocks
+    return [(name, decl) for name, decl in known.items() if name in used]
+
+
+def rendered(f: Function, most: int, name: str) -> Rendered:
+    """`f` (bp_`name`) as the template prints it."""
     sums_at = f.shared + most * f.per_chunk
     parts_at = sums_at + most * f.scalar_parts
     work = parts_at + (most - 1) * f.tensor_parts
-    return Rendered(render(f.pointers), render(f.prologue), render(f.zero), render(f.chunk, 2),
-                    render(f.block_pointers, 3), render(f.block, 3), render(f.chunk_end, 2),
+    chunk, block_pointers, block, chunk_end = (render(f.chunk, 1), render(f.block_pointers, 2),
+                                               render(f.block, 2), render(f.chunk_end, 1))
+    params = chunk_parameters(f, chunk + block_pointers + block + chunk_end) if f.block else []
+    call = wrapped(" " * 12 + f"bp_{name}_chunk(", ["_c", *(n for n, _ in params)])
+    call[-1] += ";"
+    return Rendered(render(f.pointers), render(f.prologue), render(f.zero), chunk,
+                    block_pointers, block, chunk_end,
                     render(f.combine), render(f.epilogue), f.returns, work,
-                    sums_at if f.scalar_parts else -1, parts_at if f.tensor_parts else -1)
+                    sums_at if f.scalar_parts else -1, parts_at if f.tensor_parts else -1,
+                    [decl for _, decl in params],
+                    call)
 
 
 def prepare(compiled: Compiled) -> dict:
@@ -440,7 +484,7 @@ def prepare(compiled: Compiled) -> dict:
             helpers.update(HELPER_DEPS.get(h, ()))
     grad_space = sum(padded(size(p.shape), fp) for p in ir.params)
     plan = chunks([functions[k] for k in ("loss", "forward", "value_and_grad")], fp)
-    shown = {k: rendered(f, plan.most) for k, f in functions.items()}
+    shown = {k: rendered(f, plan.most, k) for k, f in functions.items()}
     return dict(api_data(compiled), real=REAL, lanes=lanes(fp), block=block, align=lanes(fp),
                 suffix=fp.suffix, chunks=plan, functions=shown,
                 helpers=sorted(helpers), values=values, grad_space=grad_space,
