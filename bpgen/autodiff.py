@@ -182,7 +182,10 @@ class Sweep:
         (a dot product), the factors that are the same for every sample outside it."""
         uniform, varying = [], []
         for factor in sympy.Mul.make_args(product):
-            (varying if self.is_batched(factor) else uniform).append(factor)
+            # a factor with axes is summed over them too, even one the same for every
+            # sample (`d_L_in`, the broadcast seed of `sum(tanh(s*z))`)
+            (varying if self.is_batched(factor) or self.shape(factor) else
+             uniform).append(factor)
         if len(varying) == 1 and varying[0].is_Pow and varying[0].exp == 2:
             varying = [varying[0].base, varying[0].base]
         varying.sort(key=lambda f: not f.is_Symbol)  # stable: symbols first

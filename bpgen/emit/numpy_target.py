@@ -223,7 +223,7 @@ def arrays_program(ir: IR, names: dict, dialect) -> Program:
     seen, outputs = set(), []
     for r, out in zip(ir.results, prog.outputs):
         text, root = out.text, array(r.expr)
-        shape = declared.get(r.key) if r.kind == "grad" else None
+        shape = declared.get(r.key) if r.kind == "grad" and r.expr != 0 else None
         if shape and shape_of(r.expr, shapes) != shape:  # a number: the same everywhere
             text = dialect(names, shapes, set()).spell_full(text, tuple(map(str, shape)))
         elif shape:
