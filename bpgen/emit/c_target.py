@@ -37,7 +37,7 @@ from ..ir import IR, N_SAMPLES, is_batch_sum
 from ..tensor import Structural
 from .c_nests import ROW_THREADS, Nests, ref, size
 from .c_outline import outline, wrapped
-from .cloops import For, Scope, Stmt, fuse, nest, render
+from .cloops import INDENT, For, Scope, Stmt, fuse, nest, render
 from .common import Real, Target, Value, api_data, print_expr, real_of
 from .printers import CPrinter
 
@@ -402,20 +402,62 @@ DECLARATION = re.compile(r"^((?:const\s+)?(?:bp_real|double|float|long|int)\b[^=
                          r"([A-Za-z_]\w*)\s*(?:\[\d+\])?)\s*=")
 
 
-def chunk_parameters(f: Function, body: list[str]) -> list[tuple[str, str]]:
-    """(name, declaration) of what the chunk's lines `body` read of the enclosing
-    function: its parameters and the variables it declares before the chunks (each
-    declared as the function declares it, without its value; an array as a pointer)."""
-    known = dict(FUNCTION_PARAMS)
-    for node in f.pointers + f.prologue + f.zero:
+#: What a declaration's value may name to be declared again in a chunk function: types,
+#: and macros (upper case)
+SPELLING = {REAL, "double", "float", "long", "int", "const", "restrict"}
+
+
+def chunk_parameters(f: Function, body: list[str]) -> tuple[list, list]:
+    """What the chunk's lines `body` read of the enclosing function, as (parameters: (name,
+    declaration) pairs, declarations the chunk makes again). A pointer, or a constant,
+    among the function's first declarations, whose value the function's parameters give
+    (`W1 = _params[0]`, `_T0 = _work + 320`), is declared again, the same way; anything
+    else the function declares before the chunks is a parameter, declared as the function
+    declares it without its value (an array as a pointer)."""
+    known, again = dict(FUNCTION_PARAMS), {}
+    pointers = len(f.pointers)  # the first declarations: the prologue's values stay once per call
+    for k, node in enumerate(f.pointers + f.prologue + f.zero):
         match = DECLARATION.match(node.text) if isinstance(node, Stmt) else None
-        if match:
-            known[match.group(2)] = match.group(1).strip()
-    known.update(LOOP_LOCALS)
+        if not match:
+            continue
+        name, declaration = match.group(2), match.group(1).strip()
+        value = set(IDENT.findall(node.text.split("=", 1)[1]))
+        if k < pointers and ("*" in declaration or declaration.startswith("const ")) and all(
+                v in FUNCTION_PARAMS or v in again or v in SPELLING or v.isupper()
+                for v in value):
+            again[name] = (node.text, value, declaration)
+        else:
+            known[name] = declaration
     text = "\n".join(body)
-    used = set(IDENT.findall(text)) - set(DECLARED.findall(text))
-    used |= {"_blocks", "_chunks", "_n"}  # the template's: the chunk's blocks
-    return [(name, decl) for name, decl in known.items() if name in used]
+    mine = set(DECLARED.findall(text))  # the chunk's own (`d_W1`, its part of a gradient)
+    for name, (_, value, declaration) in list(again.items()):  # in order: earlier first
+        if value & mine or any(v in known for v in value if v not in FUNCTION_PARAMS):
+            del again[name]  # it reads a name the chunk means otherwise: a parameter
+            known[name] = declaration
+    known.update(LOOP_LOCALS)
+    needed = set(IDENT.findall(text)) - mine
+    needed |= {"_blocks", "_chunks", "_n"}  # the template's: the chunk's blocks
+    for name in reversed(list(again)):  # a declaration reads only earlier ones
+        if name in needed:
+            needed |= again[name][1]
+    return ([(name, decl) for name, decl in known.items() if name in needed],
+            [line for name, (line, _, _) in again.items() if name in needed])
+
+
+def used_pointers(f: Function, call: list[str]) -> list[str]:
+    """The function's first declarations, less those that only its chunk read (the chunk
+    declares them again: see chunk_parameters)."""
+    lines = render(f.pointers)
+    rest = render(f.prologue + f.zero + f.combine + f.epilogue) + [f.returns or ""]
+    if not f.block:
+        return lines
+    while True:
+        text = "\n".join(lines + rest + call)
+        unused = [k for k, line in enumerate(lines) if (m := DECLARATION.match(line.strip()))
+                  and len(re.findall(rf"\b{m.group(2)}\b", text)) == 1]
+        if not unused:
+            return lines
+        lines = [line for k, line in enumerate(lines) if k not in unused]
 
 
 def rendered(f: Function, most: int, name: str) -> Rendered:
@@ -425,10 +467,12 @@ def rendered(f: Function, most: int, name: str) -> Rendered:
     work = parts_at + (most - 1) * f.tensor_parts
     chunk, block_pointers, block, chunk_end = (render(f.chunk, 1), render(f.block_pointers, 2),
                                                render(f.block, 2), render(f.chunk_end, 1))
-    params = chunk_parameters(f, chunk + block_pointers + block + chunk_end) if f.block else []
+    params, again = chunk_parameters(f, chunk + block_pointers + block + chunk_end) \
+        if f.block else ([], [])
     call = wrapped(" " * 12 + f"bp_{name}_chunk(", ["_c", *(n for n, _ in params)])
     call[-1] += ";"
-    return Rendered(render(f.pointers), render(f.prologue), render(f.zero), chunk,
+    return Rendered(used_pointers(f, call), render(f.prologue), render(f.zero),
+                    [f"{INDENT}{line}" for line in again] + chunk,
                     block_pointers, block, chunk_end,
                     render(f.combine), render(f.epilogue), f.returns, work,
                     sums_at if f.scalar_parts else -1, parts_at if f.tensor_parts else -1,
