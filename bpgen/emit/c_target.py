@@ -536,7 +536,7 @@ def prepare(compiled: Compiled) -> dict:
                 param_offsets=offsets([size(p.shape) for p in ir.params], fp),
                 work=max(f.work for f in shown.values()), contiguous=True,
                 cflags=("-std=c99", "-O3", "-march=native", "-mtune=generic",
-                        "-ffp-contract=fast", "-fopenmp",
+                        "-ffp-contract=fast", "-fno-trapping-math", "-fopenmp",
                         "-fira-region=one"),
                 one_sample=ir.all_scalar())
 
