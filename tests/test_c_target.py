@@ -67,6 +67,8 @@ def test_math_helper_loops_vectorise_on_avx2(zoo):
     done = subprocess.run(["gcc", *flags, "-march=x86-64-v3", "-fopt-info-vec-optimized",
                            "-c", str(source), "-o", os.devnull],
                           capture_output=True, text=True)
+    if done.returncode != 0 and "x86-64-v3" in done.stderr:
+        pytest.skip("this gcc predates -march=x86-64-v3 (gcc 11)")
     assert done.returncode == 0, done.stderr
     vectorised = {int(m) for m in re.findall(rf"{re.escape(source.name)}:(\d+):\d+: "
                                              r"optimized: loop vectorized", done.stderr)}

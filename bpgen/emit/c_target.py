@@ -21,7 +21,9 @@ over the block's samples: they fuse into a few loops over block arrays, which gc
 vectorises (a loop that calls a math function stays alone, which vectorises best). A sum
 over the samples of scalars goes into LANES partial sums in a fixed order, so it
 vectorises without -ffast-math and gives the same result on every run. bpgen's own
-`bp_tanh`/`bp_exp`/... are vectorisable and keep IEEE special values.
+`bp_tanh`/`bp_exp`/... are vectorisable and keep IEEE special values; their range checks
+vectorise as selects under -fno-trapping-math (without it, only AVX-512's masked stores
+vectorise them: every math loop ran scalar on AVX2 machines).
 """
 
 from __future__ import annotations
