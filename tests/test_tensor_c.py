@@ -6,7 +6,9 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, TENSOR_NETS
@@ -63,3 +65,45 @@ def test_an_unrolled_sequence_compiles_each_distinct_nest_once(tmp_path):
         counts[steps] = (len(re.findall(r"\bWh\[", c)), c.count("for ("))
     assert counts[5][0] == counts[20][0] <= 4  # h @ Wh and its two backward products
     assert counts[20][1] < 1.5 * counts[5][1]  # only the per-step index copies differ
+
+
+def cpu_has_avx2() -> bool:
+    """Whether this CPU runs AVX2 and FMA code (x86-64-v3)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx2" in flags and "fma" in flags
+
+
+@needs_gcc
+@pytest.mark.skipif(not cpu_has_avx2(), reason="the SIMD kernel needs an AVX2 CPU")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_simd_tiles_agree_with_the_portable_loops_bit_for_bit(tmp_path, monkeypatch, dtype):
+    """The AVX2 kernel of the products with long rows (tests/tensor_nets/wide.py: 96
+    columns; 5 rows of W's gradient and 7 samples, neither a multiple of its 6 rows) gives
+    the loss and gradient of the portable loops bit for bit, and both match finite
+    differences of the plain-NumPy reference."""
+    from conftest import TestNetwork, finite_differences, import_file, run_cli
+    path = ROOT / "tests" / "tensor_nets" / "wide.py"
+    flags = "-O3 -march=x86-64-v3 -mtune=generic -ffp-contract=fast -fno-trapping-math"
+    results = {}
+    for tag, extra in (("simd", ""), ("portable", " -DBP_PORTABLE")):
+        out = tmp_path / tag
+        monkeypatch.setenv("BPGEN_CFLAGS", flags + extra)
+        assert run_cli("compile", path, "--target", "c", "--dtype", dtype, "-o", out) == 0
+        defined = subprocess.run(["gcc", *(flags + extra).split(), "-dM", "-E",
+                                  str(out / "wide.c")], capture_output=True, text=True)
+        assert f"#define BP_SIMD_TILES {int(tag == 'simd')}" in defined.stdout, tag
+        net = TestNetwork(path, out)
+        module = import_file(out / "wide_c.py", f"_wide_{tag}_{dtype}")
+        params, data = net.draw(3, 7)
+        results[tag] = module.value_and_grad(params, data)
+    (v_simd, g_simd), (v_port, g_port) = results["simd"], results["portable"]
+    assert v_simd == v_port
+    for key in g_port:
+        assert np.array_equal(g_simd[key], g_port[key]), key
+    expected = finite_differences(net, params, data, module.REDUCE)
+    tol = 1e-7 if dtype == "float64" else 2e-3
+    for key in expected:
+        np.testing.assert_allclose(g_simd[key], expected[key], rtol=tol, atol=tol)

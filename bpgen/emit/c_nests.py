@@ -32,6 +32,8 @@ from .common import print_expr
 ACC_MAX = 64  # longest output row accumulated in a local array (registers)
 ROWS = 4  # output rows accumulated together
 TILE = 32  # columns of a long output row accumulated together
+#: rows of the SIMD kernel's tile (two vectors of columns each: 12 of AVX2's 16 registers)
+SIMD_ROWS = 6
 #: multiply-adds of a tiled product (in one block of samples, counted at run time) from
 #: which its tiles of columns share out among the threads when the call runs in one chunk
 #: (a parallel region of its own then, the chunk running outside any: below this, the
@@ -280,7 +282,9 @@ class Nests:
         if outer and int(sizes[inner]) % TILE == 0:  # long rows: a tile of each at a time
             return pre + self.blocked(outer, reduce, inner, sizes[inner], product, target,
                                       store, TILE, parallel=self.ctx.in_block and
-                                      len(outer) == 1)
+                                      len(outer) == 1,
+                                      simd=self.simd_operands(full_out, inner, subs, texts,
+                                                              sizes))
         if int(sizes[inner]) <= ACC_MAX:
             row = [(var(inner), sizes[inner])]
             return pre + [Scope([
@@ -310,8 +314,58 @@ class Nests:
                 return c
         return last
 
+    def simd_operands(self, out, inner, subs, texts, sizes):
+        """(row operand, column operand) of a two-operand product whose tiles the SIMD
+        kernel can do: one operand without the inner axis (a number per row, broadcast),
+        the other contiguous along the inner axis and without the rows' axis. None
+        otherwise."""
+        rows = [c for c in out if c != inner][-1]
+        if len(subs) != 2 or not all(subs):
+            return None
+        for a, b in ((0, 1), (1, 0)):
+            if inner not in subs[a] and subs[b].endswith(inner) and rows not in subs[b]:
+                return ref(texts[a], subs[a], sizes), ref(texts[b], subs[b], sizes)
+        return None
+
+    def simd_tile(self, outer, reduce, inner, tile, simd, target, store) -> list:
+        """One tile of columns of a product by the SIMD kernel: SIMD_ROWS rows of the
+        output at a time, each row two vectors of columns (BP_VLANES reals each) held in
+        registers while the contracted axes run; the row operand broadcast, the column
+        operand loaded. Each output element is the same multiply-adds in the same order as
+        the portable loops (gcc contracts those into the same fused multiply-adds)."""
+        self.helpers.add("bp_simd_tiles")
+        v, count = outer[-1]
+        i = f"_{inner}"
+        row, column = simd
+
+        def at(text, offset):
+            return re.sub(rf"\b{i}\b", f"({i}0 + _sc{offset})", text)
+        lane = f"{v}0 + (_r < _rn ? _r : 0)"
+        inside = [Stmt(f"const long {v} = {lane};"),
+                  Stmt(f"const bp_vec _sa = bp_vbroadcast(&{row});"),
+                  Stmt("_sacc[_r][0] = bp_vfma(_sa, _sb0, _sacc[_r][0]);"),
+                  Stmt("_sacc[_r][1] = bp_vfma(_sa, _sb1, _sacc[_r][1]);")]
+        body = [Stmt(f"const bp_vec _sb0 = bp_vload(&{at(column, '')});"),
+                Stmt(f"const bp_vec _sb1 = bp_vload(&{at(column, ' + BP_VLANES')});"),
+                For("_r", str(SIMD_ROWS), inside)]
+        store_row = [Stmt(f"const long {v} = {v}0 + _r;"),
+                     Stmt(f"{self.ctx.real} _st[2*BP_VLANES];"),
+                     Stmt("bp_vstore(_st, _sacc[_r][0]);"),
+                     Stmt("bp_vstore(_st + BP_VLANES, _sacc[_r][1]);"),
+                     For("_sj", "2*BP_VLANES",
+                         [Stmt(f"{at(target, ' + _sj')} {store} _st[_sj];")])]
+        columns = For("_sc", str(tile), [
+            Stmt(f"bp_vec _sacc[{SIMD_ROWS}][2];"),
+            For("_r", str(SIMD_ROWS), [Stmt("_sacc[_r][0] = _sacc[_r][1] = bp_vzero();")]),
+            *nest(reduce, body),
+            For("_r", "_rn", store_row)], step="2*BP_VLANES")
+        rows = For(f"{v}0", count, [
+            Stmt(f"const long _rn = {count} - {v}0 < {SIMD_ROWS} ? {count} - {v}0 : "
+                 f"{SIMD_ROWS};"), columns], step=SIMD_ROWS)
+        return [rows]
+
     def blocked(self, outer, reduce, inner, extent, product, target, store,
-                tile=None, parallel=False) -> list:
+                tile=None, parallel=False, simd=None) -> list:
         """ROWS rows of the output at once (the last outer axis), each accumulated in a
         local array: every operand load feeds ROWS multiply-adds, and the ROWS chains of
         additions run side by side. Past the end of that axis, the padded rows repeat its
@@ -328,6 +382,10 @@ class Nests:
                 return re.sub(rf"\b{i}\b", f"({i}0 + {i}t)", text)
             body = self.blocked(outer[-1:], reduce, f"{inner}t", str(tile), column(product),
                                 column(target), store)
+            if simd is not None:  # the SIMD kernel where the C compiler has it (see template)
+                body = [Stmt("#if BP_SIMD_TILES"),
+                        *self.simd_tile(outer, reduce, inner, tile, simd, target, store),
+                        Stmt("#else"), *body, Stmt("#endif")]
             # threads only where the product is large at run time (each region starts
             # its threads), and no more threads than tiles
             work = "*".join(d for _, d in outer + reduce) + f"*{extent}"

@@ -37,7 +37,7 @@ class For:
     var: str
     extent: str
     body: list = field(default_factory=list)
-    step: int = 1
+    step: int | str = 1  # a C expression (a macro) as a string
     start: str = "0"
     fusable: bool = False
     pragma: str = ""  # a line before the loop (a macro that may expand to a _Pragma)
