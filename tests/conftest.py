@@ -156,9 +156,10 @@ int main(void)
 """
 
 
-def run_under_sanitizers(tmp_path, include_dir, name: str, driver: str = SANITIZER_DRIVER):
-    """Build `driver` (C) with the generated <name>.c under ASan + UBSan and run it; the
-    completed process of the run (the build must succeed)."""
+def run_under_sanitizers(tmp_path, include_dir, name: str, driver: str = SANITIZER_DRIVER,
+                         flags=()):
+    """Build `driver` (C) with the generated <name>.c under ASan + UBSan (and `flags`) and
+    run it; the completed process of the run (the build must succeed)."""
     import subprocess
     (tmp_path / "driver.c").write_text(driver)
     exe = tmp_path / "driver"
@@ -166,7 +167,7 @@ def run_under_sanitizers(tmp_path, include_dir, name: str, driver: str = SANITIZ
         # -g1: line tables for the reports' stack traces, without gcc's variable tracking
         # (minutes on a long network's functions)
         ["gcc", "-std=c99", "-g1", "-O1", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", f"-I{include_dir}",
+         "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", *flags, f"-I{include_dir}",
          f'-DHEADER="{name}.h"', f"-DPREFIX={name}", f"-DUPREFIX={name.upper()}",
          str(tmp_path / "driver.c"), str(include_dir / f"{name}.c"), "-o", str(exe), "-lm"],
         capture_output=True, text=True)

@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from conftest import TENSOR_IDS, ZOO_IDS, run_under_sanitizers
+from test_tensor_c import cpu_has_avx2
 
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is required")
@@ -25,4 +26,12 @@ def test_entry_points_are_clean_under_asan_and_ubsan(zoo, zoo_dir, tmp_path, ste
 def test_shaped_entry_points_are_clean_under_asan_and_ubsan(tensor_nets, tensor_dir, tmp_path,
                                                             stem):
     run = run_under_sanitizers(tmp_path, tensor_dir, tensor_nets[stem].name)
+    assert len(run.stdout.splitlines()) == 6
+
+
+@pytest.mark.skipif(not cpu_has_avx2(), reason="the SIMD kernel needs an AVX2 CPU")
+def test_the_simd_kernel_is_clean_under_asan_and_ubsan(tensor_nets, tensor_dir, tmp_path):
+    """tests/tensor_nets/wide.py with its products' AVX2 kernel (stack panels, row tails)."""
+    run = run_under_sanitizers(tmp_path, tensor_dir, tensor_nets["wide"].name,
+                               flags=("-march=x86-64-v3", "-ffp-contract=fast"))
     assert len(run.stdout.splitlines()) == 6
