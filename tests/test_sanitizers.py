@@ -30,8 +30,9 @@ def test_shaped_entry_points_are_clean_under_asan_and_ubsan(tensor_nets, tensor_
 
 
 @pytest.mark.skipif(not cpu_has_avx2(), reason="the SIMD kernel needs an AVX2 CPU")
-def test_the_simd_kernel_is_clean_under_asan_and_ubsan(tensor_nets, tensor_dir, tmp_path):
-    """tests/tensor_nets/wide.py with its products' AVX2 kernel (stack panels, row tails)."""
-    run = run_under_sanitizers(tmp_path, tensor_dir, tensor_nets["wide"].name,
+@pytest.mark.parametrize("stem", ["wide", "rows"])
+def test_the_simd_kernel_is_clean_under_asan_and_ubsan(tensor_nets, tensor_dir, tmp_path, stem):
+    """The products' AVX2 kernel (stack panels, row tails) under the sanitizers."""
+    run = run_under_sanitizers(tmp_path, tensor_dir, tensor_nets[stem].name,
                                flags=("-march=x86-64-v3", "-ffp-contract=fast"))
     assert len(run.stdout.splitlines()) == 6

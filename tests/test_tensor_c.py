@@ -79,13 +79,15 @@ def cpu_has_avx2() -> bool:
 @needs_gcc
 @pytest.mark.skipif(not cpu_has_avx2(), reason="the SIMD kernel needs an AVX2 CPU")
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_simd_tiles_agree_with_the_portable_loops_bit_for_bit(tmp_path, monkeypatch, dtype):
-    """The AVX2 kernel of the products with long rows (tests/tensor_nets/wide.py: 96
-    columns; 5 rows of W's gradient and 7 samples, neither a multiple of its 6 rows) gives
-    the loss and gradient of the portable loops bit for bit, and both match finite
-    differences of the plain-NumPy reference."""
+@pytest.mark.parametrize("stem", ["wide", "rows"])
+def test_simd_tiles_agree_with_the_portable_loops_bit_for_bit(tmp_path, monkeypatch, dtype,
+                                                              stem):
+    """The AVX2 kernel of the products (tests/tensor_nets/wide.py: rows of 96 columns,
+    tiles of 32; rows.py: rows of 32 and 16; W's gradient with 5 or 10 rows and 7 samples,
+    none a multiple of its 6 rows) gives the loss and gradient of the portable loops bit
+    for bit, and both match finite differences of the plain-NumPy reference."""
     from conftest import TestNetwork, finite_differences, import_file, run_cli
-    path = ROOT / "tests" / "tensor_nets" / "wide.py"
+    path = ROOT / "tests" / "tensor_nets" / f"{stem}.py"
     flags = "-O3 -march=x86-64-v3 -mtune=generic -ffp-contract=fast -fno-trapping-math"
     results = {}
     for tag, extra in (("simd", ""), ("portable", " -DBP_PORTABLE")):
@@ -93,10 +95,10 @@ def test_simd_tiles_agree_with_the_portable_loops_bit_for_bit(tmp_path, monkeypa
         monkeypatch.setenv("BPGEN_CFLAGS", flags + extra)
         assert run_cli("compile", path, "--target", "c", "--dtype", dtype, "-o", out) == 0
         defined = subprocess.run(["gcc", *(flags + extra).split(), "-dM", "-E",
-                                  str(out / "wide.c")], capture_output=True, text=True)
+                                  str(out / f"{stem}.c")], capture_output=True, text=True)
         assert f"#define BP_SIMD_TILES {int(tag == 'simd')}" in defined.stdout, tag
         net = TestNetwork(path, out)
-        module = import_file(out / "wide_c.py", f"_wide_{tag}_{dtype}")
+        module = import_file(out / f"{stem}_c.py", f"_{stem}_{tag}_{dtype}")
         params, data = net.draw(3, 7)
         results[tag] = module.value_and_grad(params, data)
     (v_simd, g_simd), (v_port, g_port) = results["simd"], results["portable"]

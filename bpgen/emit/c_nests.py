@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from math import prod
 
+import numpy as np
 import sympy
 
 from ..ir import N_SAMPLES
@@ -280,15 +281,16 @@ class Nests:
             return pre + nest(outer, [Scope([Stmt(f"{real} _acc = 0.0;"),
                                              *nest(reduce, [Stmt(f"_acc += {product};")]),
                                              Stmt(f"{target} {store} _acc;")])])
+        simd = self.simd_operands(full_out, inner, subs, texts, sizes) if outer else None
         if int(sizes[inner]) <= ACC_MAX and outer:
+            vector = SIMD_VECTOR_BYTES // np.dtype(self.ctx.fp.dtype).itemsize
+            whole = int(sizes[inner]) % (2 * vector) == 0
             return pre + self.blocked(outer, reduce, inner, sizes[inner], product, target,
-                                      store)
+                                      store, simd=simd if whole else None)
         if outer and int(sizes[inner]) % TILE == 0:  # long rows: a tile of each at a time
             return pre + self.blocked(outer, reduce, inner, sizes[inner], product, target,
                                       store, TILE, parallel=self.ctx.in_block and
-                                      len(outer) == 1,
-                                      simd=self.simd_operands(full_out, inner, subs, texts,
-                                                              sizes))
+                                      len(outer) == 1, simd=simd)
         if int(sizes[inner]) <= ACC_MAX:
             row = [(var(inner), sizes[inner])]
             return pre + [Scope([
@@ -331,7 +333,8 @@ class Nests:
                 return ref(texts[a], subs[a], sizes), ref(texts[b], subs[b], sizes)
         return None
 
-    def simd_tile(self, outer, reduce, inner, tile, simd, target, store) -> list:
+    def simd_tile(self, outer, reduce, inner, tile, simd, target, store,
+                  tiled=True) -> list:
         """One tile of columns of a product by the SIMD kernel: SIMD_ROWS rows of the
         output at a time, each row two vectors of columns (BP_VLANES reals each) held in
         registers while the contracted axes run; the row operand broadcast, the column
@@ -339,8 +342,9 @@ class Nests:
         the contracted axes) fits SIMD_PACK_BYTES, it is first copied into a contiguous
         array on the stack that every group of rows then reads in order (the kernel read
         it a row of the operand apart: 24 -> 40 GFLOP/s on AMD Zen 3, OpenBLAS's speed).
-        Each output element is the same multiply-adds in the same order as the portable
-        loops (gcc contracts those into the same fused multiply-adds)."""
+        The rows past the last whole group (all of them for one sample) go one at a
+        time. Each output element is the same multiply-adds in the same order as the
+        portable loops (gcc contracts those into the same fused multiply-adds)."""
         self.helpers.add("bp_simd_tiles")
         v, count = outer[-1]
         i = f"_{inner}"
@@ -349,42 +353,53 @@ class Nests:
         packed = prod(steps) * 2 * SIMD_VECTOR_BYTES <= SIMD_PACK_BYTES and \
             all(d != "_m" for _, d in reduce[1:])
 
-        def at(text, offset):
-            return re.sub(rf"\b{i}\b", f"({i}0 + _sc{offset})", text)
+        def at(text, offset):  # the column `_sc + offset` of this tile
+            return re.sub(rf"\b{i}\b", f"({i}0 + _sc{offset})" if tiled else
+                          f"(_sc{offset})", text)
+        direct = [Stmt(f"const bp_vec _sb0 = bp_vload(&{at(column, '')});"),
+                  Stmt(f"const bp_vec _sb1 = bp_vload(&{at(column, ' + BP_VLANES')});")]
+        loads = direct
         if packed:
             step = index([(w, prod(int(d) for _, d in reduce[k + 1:]))
                           for k, (w, _) in enumerate(reduce)])
             panel = f"_spack[({step})*2*BP_VLANES"
             loads = [Stmt(f"const bp_vec _sb0 = bp_vload(&{panel}]);"),
                      Stmt(f"const bp_vec _sb1 = bp_vload(&{panel} + BP_VLANES]);")]
-        else:
-            loads = [Stmt(f"const bp_vec _sb0 = bp_vload(&{at(column, '')});"),
-                     Stmt(f"const bp_vec _sb1 = bp_vload(&{at(column, ' + BP_VLANES')});")]
-        lane = f"{v}0 + (_r < _rn ? _r : 0)"
-        inside = [Stmt(f"const long {v} = {lane};"),
+        inside = [Stmt(f"const long {v} = {v}0 + _r;"),
                   Stmt(f"const bp_vec _sa = bp_vbroadcast(&{row});"),
                   Stmt("_sacc[_r][0] = bp_vfma(_sa, _sb0, _sacc[_r][0]);"),
                   Stmt("_sacc[_r][1] = bp_vfma(_sa, _sb1, _sacc[_r][1]);")]
-        store_row = [Stmt(f"const long {v} = {v}0 + _r;"),
-                     Stmt(f"{self.ctx.real} _st[2*BP_VLANES];"),
-                     Stmt("bp_vstore(_st, _sacc[_r][0]);"),
-                     Stmt("bp_vstore(_st + BP_VLANES, _sacc[_r][1]);"),
-                     For("_sj", "2*BP_VLANES",
-                         [Stmt(f"{at(target, ' + _sj')} {store} _st[_sj];")])]
-        group = [Stmt(f"const long _rn = {count} - {v}0 < {SIMD_ROWS} ? {count} - {v}0 : "
-                      f"{SIMD_ROWS};"),
-                 Stmt(f"bp_vec _sacc[{SIMD_ROWS}][2];"),
+        group = [Stmt(f"bp_vec _sacc[{SIMD_ROWS}][2];"),
                  For("_r", str(SIMD_ROWS), [Stmt("_sacc[_r][0] = _sacc[_r][1] = bp_vzero();")]),
-                 *nest(reduce, [*loads, For("_r", str(SIMD_ROWS), inside)]),
-                 For("_r", "_rn", store_row)]
-        rows = For(f"{v}0", count, group, step=SIMD_ROWS)
-        if not packed:
-            return [For("_sc", str(tile), [rows], step="2*BP_VLANES")]
-        pack = nest(reduce, [Stmt(f"memcpy(&{panel}], &{at(column, '')}, "
-                                  f"2*BP_VLANES*sizeof({self.ctx.real}));")])
-        return [For("_sc", str(tile), [
-            Stmt(f"{self.ctx.real} _spack[{prod(steps)}*2*BP_VLANES];"), *pack, rows],
-            step="2*BP_VLANES")]
+                 *nest(reduce, [*loads,
+                                For("_r", str(SIMD_ROWS), inside)]),
+                 For("_r", str(SIMD_ROWS), self.simd_store(v, f"{v}0 + _r", "_sacc[_r]",
+                                                           at(target, " + _sj"), store))]
+        # the last rows (fewer than SIMD_ROWS: all of them for one sample) one at a time,
+        # the column operand read where it is
+        last = For(v, count, [
+            Stmt("bp_vec _sacc[2] = {bp_vzero(), bp_vzero()};"),
+            *nest(reduce, [*direct, Stmt(f"const bp_vec _sa = bp_vbroadcast(&{row});"),
+                           Stmt("_sacc[0] = bp_vfma(_sa, _sb0, _sacc[0]);"),
+                           Stmt("_sacc[1] = bp_vfma(_sa, _sb1, _sacc[1]);")]),
+            *self.simd_store(None, None, "_sacc", at(target, " + _sj"), store)],
+            start="_stail")
+        body = [For(f"{v}0", "_stail", group, step=SIMD_ROWS), last]
+        if packed:
+            pack = nest(reduce, [Stmt(f"memcpy(&{panel}], &{at(column, '')}, "
+                                      f"2*BP_VLANES*sizeof({self.ctx.real}));")])
+            body = [Stmt(f"{self.ctx.real} _spack[{prod(steps)}*2*BP_VLANES];"),
+                    Scope(pack, cond="_stail > 0"), *body]
+        return [Stmt(f"const long _stail = {count} - {count} % {SIMD_ROWS};"),
+                For("_sc", str(tile), body, step="2*BP_VLANES")]
+
+    def simd_store(self, v, value, acc, target, store) -> list:
+        """A row's two vectors `acc` into the output (`v` = value first, if given)."""
+        return [*([Stmt(f"const long {v} = {value};")] if v else []),
+                Stmt(f"{self.ctx.real} _st[2*BP_VLANES];"),
+                Stmt(f"bp_vstore(_st, {acc}[0]);"),
+                Stmt(f"bp_vstore(_st + BP_VLANES, {acc}[1]);"),
+                For("_sj", "2*BP_VLANES", [Stmt(f"{target} {store} _st[_sj];")])]
 
     def blocked(self, outer, reduce, inner, extent, product, target, store,
                 tile=None, parallel=False, simd=None) -> list:
@@ -414,6 +429,14 @@ class Nests:
             pragma = (f"BP_PARALLEL_ROWS({ROW_THREADS}, {work} >= {ROW_THREADS_WORK}, "
                       f"{int(extent) // tile})") if parallel else ""
             return nest(outer[:-1], [For(f"{i}0", extent, body, step=tile, pragma=pragma)])
+        if simd is not None:  # the SIMD kernel where the C compiler has it (see template);
+            # one braced block, so that both stay one nest (see c_outline)
+            return [Scope([Stmt("#if BP_SIMD_TILES"),
+                           *nest(outer[:-1], self.simd_tile(outer, reduce, inner, extent,
+                                                            simd, target, store, tiled=False)),
+                           Stmt("#else"), *self.blocked(outer, reduce, inner, extent, product,
+                                                        target, store),
+                           Stmt("#endif")])]
         v, count = outer[-1]
         tail = not (count.isdigit() and int(count) % ROWS == 0)
         lane = f"{v}0 + (_r < _rn ? _r : 0)" if tail else f"{v}0 + _r"
