@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from math import prod
 
-import numpy as np
 import sympy
 
 from ..ir import N_SAMPLES
@@ -35,7 +34,7 @@ ROWS = 4  # output rows accumulated together
 TILE = 32  # columns of a long output row accumulated together
 #: rows of the SIMD kernel's tile (two vectors of columns each: 12 of AVX2's 16 registers)
 SIMD_ROWS = 6
-SIMD_VECTOR_BYTES = 32  # an AVX2 register
+SIMD_VECTOR_BYTES = 32  # an AVX2 register (two of them: the C target's lanes)
 #: the largest panel of a product's column operand that the SIMD kernel copies to the
 #: stack (contiguous, read in order by every group of rows), e.g. 2048 contracted steps
 SIMD_PACK_BYTES = 128 * 1024
@@ -283,8 +282,7 @@ class Nests:
                                              Stmt(f"{target} {store} _acc;")])])
         simd = self.simd_operands(full_out, inner, subs, texts, sizes) if outer else None
         if int(sizes[inner]) <= ACC_MAX and outer:
-            vector = SIMD_VECTOR_BYTES // np.dtype(self.ctx.fp.dtype).itemsize
-            whole = int(sizes[inner]) % (2 * vector) == 0
+            whole = int(sizes[inner]) % self.ctx.lanes == 0  # pairs of AVX2 vectors
             return pre + self.blocked(outer, reduce, inner, sizes[inner], product, target,
                                       store, simd=simd if whole else None)
         if outer and int(sizes[inner]) % TILE == 0:  # long rows: a tile of each at a time
