@@ -21,20 +21,62 @@ equation per parameter that does (its gradient summed over the samples), and res
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
+
 import sympy
 from sympy import S
+from sympy.core.parameters import global_parameters
 
 from . import tensor  # noqa: F401 - registers the VJP rules of the structural operations
 from .errors import CompileError
 from .ir import ADJOINT, GRAD, IR, N_SAMPLES, PART, Equation, Result, scale
 from .naming import fresh, numbered
 from .nodes import Assemble, key_shape
-from .tensor import Einsum, Reshape, Structural, lower, make_symbol, shape_of
+from .tensor import Einsum, Reshape, Structural, TensorSymbol, lower, make_symbol, shape_of
 from .vjp import RULES
 
 
 def local_partial(eq: Equation, operand: sympy.Symbol) -> sympy.Expr:
-    """∂rhs/∂operand for one elementwise equation; the single place derivatives are taken."""
+    """∂rhs/∂operand for one elementwise equation; the single place derivatives are taken.
+
+    Equations of one form (`a_k = tanh(p_k*a_{k-1} + q_k*b_{k-1})` at every layer or
+    step) are differentiated once: the derivative is taken of the form, over symbols
+    renamed in the same order (SymPy orders terms by name, so what it builds is the
+    same but for the names), and renamed back."""
+    if global_parameters.distribute:
+        # renaming back rebuilds the derivative, which would distribute 2*(z3 - y): only
+        # under compiler.exact_arithmetic (every compile) is it the same expression
+        return _partial(eq, operand)
+    symbols = sorted(eq.rhs.free_symbols, key=sympy.default_sort_key)
+    renamed = {s: _placeholder(s, k) for k, s in enumerate(symbols)}
+    try:
+        partial = _form_partial(eq.rhs.xreplace(renamed), renamed[operand])
+    except _NoPartial:
+        return _partial(eq, operand)  # the error, in the equation's own names
+    return partial.xreplace({v: s for s, v in renamed.items()})
+
+
+class _NoPartial(Exception):
+    pass
+
+
+def _placeholder(s: sympy.Symbol, k: int) -> sympy.Symbol:
+    name = f"_f{k:05d}"
+    if isinstance(s, TensorSymbol):
+        return TensorSymbol(name, s.shape)
+    return type(s)(name, **s.assumptions0)
+
+
+@lru_cache(maxsize=4096)
+def _form_partial(rhs, operand) -> sympy.Expr:
+    """The partial of a renamed right-hand side."""
+    try:
+        return _partial(Equation(operand, rhs, ADJOINT, (), None), operand)
+    except CompileError:
+        raise _NoPartial from None
+
+
+def _partial(eq: Equation, operand: sympy.Symbol) -> sympy.Expr:
     try:
         partial = sympy.diff(eq.rhs, operand)
     except Exception as exc:  # SymPy raises assorted types for undifferentiable input

@@ -110,11 +110,15 @@ class IR:
     def batched(self) -> set[sympy.Symbol]:
         """Symbols whose value differs from sample to sample (they depend on an input and
         are not a sum over the samples)."""
-        varying = {v.symbol for v in self.inputs}
-        for eq in self.equations:
-            if eq.rhs.free_symbols & varying and not is_batch_sum(eq.rhs):
-                varying.add(eq.lhs)
-        return varying
+        known = self.__dict__.get("_batched")  # an IR never changes: found once
+        if known is None:
+            varying = {v.symbol for v in self.inputs}
+            for eq in self.equations:
+                if eq.rhs.free_symbols & varying and not is_batch_sum(eq.rhs):
+                    varying.add(eq.lhs)
+            known = frozenset(varying)
+            object.__setattr__(self, "_batched", known)
+        return set(known)
 
     def shapes(self) -> dict:
         """Every symbol's per-sample shape."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from .c_nests import ROW_THREADS
 from .cloops import For, Scope, Stmt, render
@@ -27,6 +28,11 @@ from .cloops import For, Scope, Stmt, render
 IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 DECLARED = re.compile(r"\b(?:bp_real|double|float|long|int|int64_t)\s+(?:\*\s*restrict\s+)?"
                       r"([A-Za-z_]\w*)")
+#: Names indexed (`a[`), stored to through an index (`a[i] = `, `a[i][j] += `), assigned
+#: (`a = `, `a *= `): one scan of a nest each, whatever its number of names
+INDEXED = re.compile(r"\b([A-Za-z_]\w*)\s*\[")
+STORED = re.compile(r"\b([A-Za-z_]\w*)(?:\[[^\[\]]*\])+\s*[-+*/]?=(?!=)")
+ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)\s*[-+*/]?=(?!=)")
 #: Names of the enclosing function: a nest that uses one stays where it is.
 ENCLOSING = {"_out", "_grad", "_params", "_tangents", "_data", "_work", "_n", "_i0"}
 MIN_COPIES = 2  # a nest that occurs once stays inline, where it reads best
@@ -38,7 +44,7 @@ class Nest:
     external: tuple  # the enclosing function's names it uses, in order of first use
     kinds: tuple  # of each: "long", "in" (array read), "out" (array written), "value"
 
-    @property
+    @cached_property
     def key(self) -> tuple:
         placeholder = {name: f"\0{k}" for k, name in enumerate(self.external)}
         return IDENT.sub(lambda m: placeholder.get(m.group(0), m.group(0)), self.text), \
@@ -64,16 +70,17 @@ def analyse(node, known) -> Nest | None:
     if ENCLOSING & (set(idents) - inside):
         return None
     external = [name for name in idents if name in known and name not in inside]
+    indexed, stored, assigned = (set(pattern.findall(text))
+                                 for pattern in (INDEXED, STORED, ASSIGNED))
     kinds = []
     for name in external:
         if name == "_m":
             kinds.append("long")
         elif name == ROW_THREADS:
             kinds.append("int")
-        elif re.search(rf"\b{name}\s*\[", text):
-            written = re.search(rf"\b{name}(?:\[[^\[\]]*\])+\s*[-+*/]?=(?!=)", text)
-            kinds.append("out" if written else "in")
-        elif re.search(rf"\b{name}\s*[-+*/]?=(?!=)", text):
+        elif name in indexed:
+            kinds.append("out" if name in stored else "in")
+        elif name in assigned:
             return None  # a scalar written here
         else:
             kinds.append("value")

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import re
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import sympy
 
 from ..compiler import Compiled
 from ..ir import IR, N_SAMPLES, is_batch_sum
@@ -176,8 +178,12 @@ def function(ir: IR, names: dict, block: int, fp: Real, outputs: dict,
     Parameters after the first `n_params` (hvp's direction) come from `_tangents`."""
     b = Builder(ir, names, block, fp)
     f = Function()
+    into = merged_parts(ir, b.totals, outputs)
+    sums = set(into.values())
+    where = phases(ir, b.totals | sums, b.batched)
+    b.totals = (b.totals - set(into)) | sums
+    b.names.update({part: names[total] for part, total in into.items()})
     nests = Nests(b)
-    where = phases(ir, b.totals, b.batched)
     read = set().union(*(e.rhs.free_symbols for e in ir.equations),
                        *(r.expr.free_symbols for r in ir.results))
     n_params = len(ir.params) if n_params is None else n_params
@@ -203,12 +209,15 @@ def function(ir: IR, names: dict, block: int, fp: Real, outputs: dict,
         elif s in b.scalar_totals or (s in b.locals and not eq.rhs.is_Atom and
                                       isinstance(eq.rhs, Structural)):
             f.pointers.append(Stmt(f"{REAL} {names[s]} = 0.0;"))
+        elif s in into:
+            pass  # it adds into its sum's array
         elif s not in b.locals:
             if where[s] == "block" and s not in b.totals:
                 b.allocate_block(names[s], size(eq.shape) * block)
             else:
                 b.allocate(names[s], size(eq.shape))
     totals: list = []  # the lanes of sums over samples added up, after the blocks
+    zeroed: set = set()
     for eq in ir.equations:
         phase = where[eq.lhs]
         b.in_block = phase == "block"
@@ -220,9 +229,13 @@ def function(ir: IR, names: dict, block: int, fp: Real, outputs: dict,
                                f"bp_total({names[eq.lhs]}_lanes);"))
             f.helpers.add(helper)
             continue
-        nodes = nests.build(eq, accumulate=eq.lhs in b.totals)
-        if eq.lhs in b.totals and eq.lhs not in b.scalar_totals:
-            f.zero += nest([("_i", str(size(eq.shape)))], [Stmt(f"{names[eq.lhs]}[_i] = 0.0;")])
+        if eq.lhs in sums:
+            continue  # a sum of parts: they added into it
+        total = into.get(eq.lhs, eq.lhs)
+        nodes = nests.build(eq, accumulate=total in b.totals)
+        if total in b.totals and total not in b.scalar_totals and total not in zeroed:
+            zeroed.add(total)
+            f.zero += nest([("_i", str(size(eq.shape)))], [Stmt(f"{names[total]}[_i] = 0.0;")])
         {"block": f.block, "prologue": f.prologue, "epilogue": f.epilogue}[phase].extend(nodes)
     f.prologue += b.hoisted
     f.epilogue = totals + f.epilogue
@@ -232,6 +245,29 @@ def function(ir: IR, names: dict, block: int, fp: Real, outputs: dict,
     chunked(f, b, where)
     f.printer = b.printer
     return f
+
+
+def merged_parts(ir: IR, totals: set, outputs: dict) -> dict:
+    """{part: its sum} for the sums of parts `g = p1 + p2 + ...` whose every part is a sum
+    over samples of an array of g's shape that only g reads (a weight used at every step
+    of an unrolled sequence): the parts add into g's array as they are made, instead of
+    each into an array of its own that is added up after the blocks."""
+    shapes = ir.shapes()
+    reads: dict = {}
+    for eq in ir.equations:
+        for s in eq.rhs.free_symbols:
+            reads[s] = reads.get(s, 0) + 1
+    for r in ir.results:
+        for s in r.expr.free_symbols:
+            reads[s] = reads.get(s, 0) + 1
+    into = {}
+    for eq in ir.equations:
+        parts = eq.rhs.args if isinstance(eq.rhs, sympy.Add) else ()
+        if parts and eq.shape and all(
+                p in totals and p not in outputs and shapes[p] == eq.shape and reads[p] == 1
+                for p in parts):
+            into.update({p: eq.lhs for p in parts})
+    return into
 
 
 def chunked(f: Function, b: Builder, where: dict) -> None:
@@ -454,9 +490,9 @@ def used_pointers(f: Function, call: list[str]) -> list[str]:
     if not f.block:
         return lines
     while True:
-        text = "\n".join(lines + rest + call)
+        uses = Counter(IDENT.findall("\n".join(lines + rest + call)))
         unused = [k for k, line in enumerate(lines) if (m := DECLARATION.match(line.strip()))
-                  and len(re.findall(rf"\b{m.group(2)}\b", text)) == 1]
+                  and uses[m.group(2)] == 1]
         if not unused:
             return lines
         lines = [line for k, line in enumerate(lines) if k not in unused]

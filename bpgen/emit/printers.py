@@ -10,6 +10,8 @@ one-line `CompileError` naming the equation. Helpers a printed expression needs 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy
 import sympy.codegen.ast
 from sympy.printing.precedence import PRECEDENCE
@@ -19,6 +21,11 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..functions import relu, sigmoid, softplus, step  # noqa: F401 (names used by printers)
 
+
+
+@lru_cache(maxsize=65536)
+def _ordered_terms(expr, order) -> tuple:
+    return tuple(expr.as_ordered_terms(order=order))
 
 
 class _NamesMixin:
@@ -32,6 +39,20 @@ class _NamesMixin:
 
     def _print_Symbol(self, expr):
         return self.names[expr]
+
+    def _handle_UnevaluatedExpr(self, expr):
+        # SymPy's rebuilds the whole expression on every doprint; bpgen makes none
+        if not expr.has(sympy.UnevaluatedExpr):
+            return expr
+        return super()._handle_UnevaluatedExpr(expr)
+
+    def _as_ordered_terms(self, expr, order=None):
+        # every target prints the same sums, each several times: their terms are put in
+        # order once (SymPy's own order, so the text is the same)
+        order = order or self.order
+        if order in ("old", "none"):
+            return super()._as_ordered_terms(expr, order)
+        return list(_ordered_terms(expr, order))
 
     def _print_Mul(self, expr):
         # Small powers print as products (x*x); in a denominator they need parentheses
