@@ -478,16 +478,20 @@ def bench_cnn(out, repeat, frameworks):
 
 
 def bench_sequence(out):
-    """Compile and build time of an Elman RNN unrolled over T steps (d = 8, 32 hidden
-    units), the network of tests/tensor_nets/rnn.py made longer."""
-    print("an Elman RNN unrolled over T steps (d = 8, 32 hidden units): the whole `bpgen "
-          "compile` in this process; C: sources and the library, by the C compiler")
-    for steps in (5, 20, 50):
-        name = f"rnn{steps}"
-        source = (ROOT / "tests" / "tensor_nets" / "rnn.py").read_text().replace(
-            "T, D, H, C = 5, 3, 4, 3", f"T, D, H, C = {steps}, 8, 32, 10").replace(
-            'Network("rnn")', f'Network("{name}")')
-        assert f"T, D, H, C = {steps}," in source
+    """Compile and build time of an Elman RNN and an LSTM unrolled over T steps (d = 8,
+    32 hidden units), the networks of tests/tensor_nets/rnn.py and lstm.py made longer."""
+    print("an Elman RNN and an LSTM unrolled over T steps (d = 8, 32 hidden units): the "
+          "whole `bpgen compile` in this process; C: sources and the library, by the C "
+          "compiler")
+    nets = [("rnn", steps, "T, D, H, C = 5, 3, 4, 3", f"T, D, H, C = {steps}, 8, 32, 10")
+            for steps in (5, 20, 50)]
+    nets += [("lstm", steps, "T, D, H, V = 3, 2, 3, 4", f"T, D, H, V = {steps}, 8, 32, 50")
+             for steps in (3, 10)]
+    for kind, steps, old, new in nets:
+        name = f"{kind}{steps}"
+        source = (ROOT / "tests" / "tensor_nets" / f"{kind}.py").read_text().replace(
+            old, new).replace(f'Network("{kind}")', f'Network("{name}")')
+        assert new in source and f'Network("{name}")' in source
         net_file = out / f"{name}_net.py"
         net_file.write_text(source)
         seconds = {}
@@ -497,7 +501,7 @@ def bench_sequence(out):
                                str(out / f"{name}_{target}")]) == 0
             seconds[target] = time.perf_counter() - start
         size = (out / f"{name}_c" / f"{name}.c").stat().st_size
-        print(f"  T = {steps:2d}: NumPy {seconds['numpy']:5.2f} s, C {seconds['c']:5.2f} s "
+        print(f"  {kind:4s} T = {steps:2d}: NumPy {seconds['numpy']:5.2f} s, C {seconds['c']:5.2f} s "
               f"({size / 1024:6.1f} KiB of C)")
 
 

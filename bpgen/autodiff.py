@@ -49,11 +49,16 @@ def local_partial(eq: Equation, operand: sympy.Symbol) -> sympy.Expr:
         return _partial(eq, operand)
     symbols = sorted(eq.rhs.free_symbols, key=sympy.default_sort_key)
     renamed = {s: _placeholder(s, k) for k, s in enumerate(symbols)}
+    # renaming in the same order leaves every sum and product as SymPy orders it, so
+    # nothing need be evaluated again (tanh's evaluation alone was most of the time)
+    with sympy.evaluate(False):
+        form = eq.rhs.xreplace(renamed)
     try:
-        partial = _form_partial(eq.rhs.xreplace(renamed), renamed[operand])
+        partial = _form_partial(form, renamed[operand])
     except _NoPartial:
         return _partial(eq, operand)  # the error, in the equation's own names
-    return partial.xreplace({v: s for s, v in renamed.items()})
+    with sympy.evaluate(False):
+        return partial.xreplace({v: s for s, v in renamed.items()})
 
 
 class _NoPartial(Exception):

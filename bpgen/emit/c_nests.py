@@ -60,6 +60,20 @@ def strides(shape):
     return out[::-1]
 
 
+def contiguous(shape, key) -> int | None:
+    """Where the piece `key` of a value of this shape starts, if its elements are one run
+    in memory (X[t] of an X of shape (T, D)); else None."""
+    offset, spread = 0, False  # spread: an axis of more than one element seen
+    for k, d, stride in zip(key, shape, strides(shape)):
+        start, stop, step = (k, k + 1, 1) if isinstance(k, int) else k
+        n = len(range(start, stop, step))
+        if spread and (n, step) != (d, 1) or n > 1 and step != 1:
+            return None
+        spread = spread or n > 1
+        offset += start * stride
+    return offset
+
+
 def index(parts) -> str:
     """Sum of (variable, stride) terms as C text."""
     terms = [v if s == 1 else f"{v}*{s}" for v, s in parts if s]
@@ -134,6 +148,14 @@ class Nests:
         dst_shape, src_shape = self.shape(dst), self.shape(src)
         piece = key_shape(src_key) if src_key is not None else (
             key_shape(dst_key) if dst_key is not None else src_shape)
+        at = contiguous(src_shape, src_key) if src_key is not None else None
+        if at is not None and dst_key is None and store == "=" and self.batched(dst) and \
+                self.batched(src) and dst not in self.ctx.locals:
+            # a run of each sample (`h_t = X[t]` of a sequence): one helper for them all,
+            # not a loop nest per offset for the C compiler to optimise again
+            self.helpers.add("bp_piece")
+            return [Stmt(f"bp_piece({self.name(dst)}, {self.name(src)}, {size(src_shape)}, "
+                         f"{at}, {size(piece)}, _m);")]
         loop_vars = [f"_i{k}" for k in range(len(piece))]
         loops = [("_z", "_m")] if self.batched(dst) or self.batched(src) else []
         loops += [(v, str(d)) for v, d in zip(loop_vars, piece)]

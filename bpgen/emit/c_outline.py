@@ -14,6 +14,11 @@ declare every array `restrict`), its scalars value parameters, `_m` (the block's
 samples) a `long` and `_row_threads` (see c_nests.ROW_THREADS) an `int`. A nest that
 writes a scalar or reads the enclosing function's own parameters (`_out`, `_grad`, ...)
 stays inline.
+
+In the blocks of samples every nest is a function, even one that occurs once: a chunk
+function whose blocks then only call nests is glue, which GCC compiles at -O1 (BP_GLUE in
+the C source). At -O3, register allocation across the hundreds of calls of a deep network's
+chunk took most of its build (1.4 of 2.7 s for a 64-layer chain), for no faster code.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ STORED = re.compile(r"\b([A-Za-z_]\w*)(?:\[[^\[\]]*\])+\s*[-+*/]?=(?!=)")
 ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)\s*[-+*/]?=(?!=)")
 #: Names of the enclosing function: a nest that uses one stays where it is.
 ENCLOSING = {"_out", "_grad", "_params", "_tangents", "_data", "_work", "_n", "_i0"}
-MIN_COPIES = 2  # a nest that occurs once stays inline, where it reads best
+#: Outside the blocks, a nest that occurs once stays inline, where it reads best.
+MIN_COPIES = 2
 
 
 @dataclass(frozen=True)
@@ -120,8 +126,8 @@ def outline(functions, names, real: str) -> list[str]:
     defined: dict = {}
     lines: list[str] = []
     for f, which, k, nest in found:
-        if copies[nest.key] < MIN_COPIES:
-            continue
+        if copies[nest.key] < MIN_COPIES and which != "block":
+            continue  # (every nest of a block is a function: see BP_GLUE)
         name = defined.get(nest.key)
         if name is None:
             name = defined[nest.key] = f"bp_nest{len(defined)}"

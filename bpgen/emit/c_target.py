@@ -422,6 +422,7 @@ class Rendered:
     parts_at: int
     chunk_params: list  # the chunk function's parameters after `_c`: declarations
     chunk_call: list  # and its call from the function, as lines inside the chunk loop
+    glue: bool  # whether its blocks only call nests (see BP_GLUE)
 
 
 #: What a chunk may read of its function: the function's own parameters, then (after its
@@ -515,7 +516,8 @@ def rendered(f: Function, most: int, name: str) -> Rendered:
                     render(f.combine), render(f.epilogue), f.returns, work,
                     sums_at if f.scalar_parts else -1, parts_at if f.tensor_parts else -1,
                     [decl for _, decl in params],
-                    call)
+                    call, bool(block) and not any("for (" in line or " = " in line
+                                                  for line in block))
 
 
 def prepare(compiled: Compiled) -> dict:
