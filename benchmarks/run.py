@@ -501,8 +501,8 @@ def bench_sequence(out):
                                str(out / f"{name}_{target}")]) == 0
             seconds[target] = time.perf_counter() - start
         size = (out / f"{name}_c" / f"{name}.c").stat().st_size
-        print(f"  {kind:4s} T = {steps:2d}: NumPy {seconds['numpy']:5.2f} s, C {seconds['c']:5.2f} s "
-              f"({size / 1024:6.1f} KiB of C)")
+        print(f"  {kind:4s} T = {steps:2d}: NumPy {seconds['numpy']:5.2f} s, "
+              f"C {seconds['c']:5.2f} s ({size / 1024:6.1f} KiB of C)")
 
 
 def bench_hvp(out, repeat):
