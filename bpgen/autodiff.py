@@ -43,11 +43,12 @@ def local_partial(eq: Equation, operand: sympy.Symbol) -> sympy.Expr:
     step) are differentiated once: the derivative is taken of the form, over symbols
     renamed in the same order (SymPy orders terms by name, so what it builds is the
     same but for the names), and renamed back."""
-    if global_parameters.distribute:
-        # renaming back rebuilds the derivative, which would distribute 2*(z3 - y): only
-        # under compiler.exact_arithmetic (every compile) is it the same expression
-        return _partial(eq, operand)
     symbols = sorted(eq.rhs.free_symbols, key=sympy.default_sort_key)
+    if global_parameters.distribute or any(type(s) not in PLAIN for s in symbols):
+        # renaming back rebuilds the derivative, which would distribute 2*(z3 - y): only
+        # under compiler.exact_arithmetic (every compile) is it the same expression; and a
+        # symbol of another class (a Constant) would be renamed to one that sorts apart
+        return _partial(eq, operand)
     renamed = {s: _placeholder(s, k) for k, s in enumerate(symbols)}
     # renaming in the same order leaves every sum and product as SymPy orders it, so
     # nothing need be evaluated again (tanh's evaluation alone was most of the time)
@@ -59,6 +60,10 @@ def local_partial(eq: Equation, operand: sympy.Symbol) -> sympy.Expr:
         return _partial(eq, operand)  # the error, in the equation's own names
     with sympy.evaluate(False):
         return partial.xreplace({v: s for s, v in renamed.items()})
+
+
+#: The classes of symbol a form's placeholders are made of (same class, same order).
+PLAIN = (sympy.Symbol, TensorSymbol)
 
 
 class _NoPartial(Exception):
